@@ -1,0 +1,450 @@
+"""The Split Variational Autoencoder.
+
+Asperti, Bugo, Filippini, "Enhancing Variational Generation Through
+Self-Decomposition", IEEE Access 10, 2022 (https://arxiv.org/abs/2202.02738).
+
+The decoder's last convolution has 2C+1 sigmoid channels: a map sigma and two
+images x1, x2, composed as x_hat = sigma*x1 + (1-sigma)*x2. The loss is the
+ordinary VAE loss on x_hat, with the reconstruction error divided by gamma, a
+running estimate of the reconstruction MSE (see `training.GammaBalance`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import numpy as np
+from keras import layers, ops
+
+from .blocks import dense_block, scale_block
+from .config import SplitVAEConfig, get_preset
+
+PACKAGE = "split_vae"
+
+
+# ---------------------------------------------------------------------------
+# Layers and pure functions
+# ---------------------------------------------------------------------------
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class Sampling(layers.Layer):
+    """z = z_mean + eps * exp(z_log_var / 2) when training, z_mean otherwise.
+
+    The original samples always; sampling only in training makes
+    reconstruction and `model(x)` deterministic, which the loss does not see.
+    """
+
+    def __init__(self, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, inputs, training=None):
+        z_mean, z_log_var = inputs
+        if not training:
+            return z_mean
+        eps = keras.random.normal(ops.shape(z_mean), seed=self.seed_generator)
+        return z_mean + eps * ops.exp(0.5 * z_log_var)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"seed": self.seed})
+        return config
+
+
+def split_output(decoded, channels: int, split: bool = True) -> dict:
+    """Split the decoder's output into sigma, x1, x2 and compose x_hat.
+
+    Channel 0 is sigma, 1..C is x1, C+1..2C is x2 (the original's layout);
+    sigma broadcasts over the C channels. A vanilla decoder (split=False)
+    returns its C channels as x_hat alone.
+    """
+    if not split:
+        return {"x_hat": decoded}
+    sigma = decoded[..., 0:1]
+    x1 = decoded[..., 1:1 + channels]
+    x2 = decoded[..., 1 + channels:1 + 2 * channels]
+    x_hat = sigma * x1 + (1.0 - sigma) * x2
+    return {"sigma": sigma, "x1": x1, "x2": x2, "x_hat": x_hat}
+
+
+def vae_loss_terms(x, x_hat, z_mean, z_log_var, gamma, beta) -> dict:
+    """The loss of DESIGN.md, with keras.ops only (one path for every backend).
+
+    Per sample: 0.5 * sum((x - x_hat)^2) / gamma + beta * KL with
+    KL = 0.5 * sum(z_mean^2 + exp(z_log_var) - 1 - z_log_var); the loss is the
+    batch mean. Also returns the batch reconstruction MSE (per pixel) and the
+    batch mean KL, which the training logs show.
+    """
+    x = ops.cast(x, x_hat.dtype)
+    sq = ops.square(x - x_hat)
+    rec = 0.5 * ops.sum(ops.reshape(sq, (ops.shape(sq)[0], -1)), axis=-1)
+    kl = 0.5 * ops.sum(
+        ops.square(z_mean) + ops.exp(z_log_var) - 1.0 - z_log_var, axis=-1)
+    loss = ops.mean(rec / gamma + beta * kl)
+    return {"loss": loss, "mse": ops.mean(sq), "kl": ops.mean(kl)}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class LastValue(keras.metrics.Metric):
+    """A metric that reports the value of the last batch, not an average.
+
+    `GammaBalance` needs the MSE of each batch, while `keras.metrics.Mean`
+    reports the mean since the start of the epoch.
+    """
+
+    def __init__(self, name="last_value", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.value = self.add_variable(shape=(), initializer="zeros", name="value")
+
+    def update_state(self, value):
+        self.value.assign(ops.cast(value, self.value.dtype))
+
+    def result(self):
+        return ops.convert_to_tensor(self.value)
+
+    def reset_state(self):
+        self.value.assign(0.0)
+
+
+# ---------------------------------------------------------------------------
+# The three sub-models of the original, in its order
+# ---------------------------------------------------------------------------
+def build_encoder(config: SplitVAEConfig) -> keras.Model:
+    """Image -> embedding: strided convs with scale blocks, GAP, dense block."""
+    c = config
+    x_in = keras.Input(shape=c.image_shape, name="image")
+    dim = c.base_dim
+    y = layers.Conv2D(dim, c.kernel_size, strides=2, padding="same",
+                      name="enc_conv_in")(x_in)
+    for i in range(c.num_scale - 1):
+        y = scale_block(y, dim, c.block_per_scale, c.depth_per_block,
+                        c.kernel_size, name=f"enc_scale{i}", bn_momentum=c.bn_momentum)
+        dim *= 2
+        y = layers.Conv2D(dim, c.kernel_size, strides=2, padding="same",
+                          name=f"enc_down{i}")(y)
+    y = layers.GlobalAveragePooling2D(name="enc_pool")(y)
+    emb = dense_block(y, c.emb_dim, c.depth_per_block, name="enc_dense",
+                      bn_momentum=c.bn_momentum)
+    return keras.Model(x_in, emb, name="encoder")
+
+
+def build_latent(config: SplitVAEConfig, seed=None) -> keras.Model:
+    """Embedding -> [embedding of z, z, z_mean, z_log_var].
+
+    The Dense named "to_embedding" is the one that maps prior or GMM samples
+    to embeddings at generation time.
+    """
+    emb = keras.Input(shape=(config.emb_dim,), name="embedding")
+    z_mean = layers.Dense(config.latent_dim, name="z_mean")(emb)
+    z_log_var = layers.Dense(config.latent_dim, name="z_log_var")(emb)
+    z = Sampling(seed=seed, name="sampling")([z_mean, z_log_var])
+    emb_hat = layers.Dense(config.emb_dim, name="to_embedding")(z)
+    return keras.Model(emb, [emb_hat, z, z_mean, z_log_var], name="latent")
+
+
+def build_decoder(config: SplitVAEConfig) -> keras.Model:
+    """Embedding -> 4x4 map -> transposed convs with scale blocks -> image(s)."""
+    c = config
+    dims, scales = c.decoder_dims()
+    emb = keras.Input(shape=(c.emb_dim,), name="embedding")
+    y = layers.Dense(16 * dims[0], name="dec_dense_in")(emb)
+    y = layers.Reshape((4, 4, dims[0]), name="dec_reshape")(y)
+    for i in range(len(scales) - 1):
+        y = layers.Conv2DTranspose(dims[i + 1], c.kernel_size, strides=2,
+                                   padding="same", name=f"dec_up{i}")(y)
+        y = scale_block(y, dims[i + 1], c.block_per_scale, c.depth_per_block,
+                        c.kernel_size, name=f"dec_scale{i}", bn_momentum=c.bn_momentum)
+    out = layers.Conv2D(c.output_channels, c.kernel_size, padding="same",
+                        activation="sigmoid", name="dec_out")(y)
+    return keras.Model(emb, out, name="decoder")
+
+
+# ---------------------------------------------------------------------------
+# The model
+# ---------------------------------------------------------------------------
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class SplitVAE(keras.Model):
+    """Split Variational Autoencoder (Asperti, Bugo, Filippini, IEEE Access 2022).
+
+    Paper: https://arxiv.org/abs/2202.02738. Three functional sub-models, in the
+    original's order: `encoder` (image -> embedding), `latent` (embedding ->
+    embedding of z, z, z_mean, z_log_var) and `decoder` (embedding -> 2C+1
+    channels). `model(x)` returns the reconstruction x_hat (through z_mean);
+    `model(x, training=True)` returns the dict of every term, which `fit` uses.
+
+    Args:
+        config: `SplitVAEConfig`, a dict of its fields, or a preset name.
+            Defaults to `SplitVAEConfig()`.
+        seed: int or None, seed of the training-time latent sampling.
+        **kwargs: passed to `keras.Model` (e.g. `name`).
+
+    Example:
+    ```python
+    import numpy as np
+    from split_vae import SplitVAE, GammaBalance
+    model = SplitVAE.from_preset("digits")
+    images = np.random.rand(128, 16, 16, 1).astype("float32")
+    model.compile()
+    model.fit(images, epochs=1, batch_size=64, callbacks=[GammaBalance()])
+    parts = model.generate(4, seed=0)   # keys: sigma, x1, x2, x_hat
+    ```
+    """
+
+    def __init__(self, config=None, seed=None, **kwargs):
+        if config is None:
+            config = SplitVAEConfig()
+        elif isinstance(config, str):
+            config = get_preset(config)
+        elif isinstance(config, dict):
+            config = SplitVAEConfig.from_dict(config)
+        elif not isinstance(config, SplitVAEConfig):
+            raise ValueError(
+                "config must be a SplitVAEConfig, a dict or a preset name, "
+                f"received {type(config).__name__}")
+        kwargs.setdefault("name", "split_vae")
+        super().__init__(**kwargs)
+        self.config = config
+        self.seed = seed
+
+        # === Sub-models ===
+        self.encoder = build_encoder(config)
+        self.latent = build_latent(config, seed=seed)
+        self.decoder = build_decoder(config)
+
+        # === Training state (saved with the weights, not in count_params) ===
+        # gamma divides the reconstruction error; mse_running is the running
+        # MSE estimate from which GammaBalance lowers it.
+        self.gamma = self.add_weight(
+            shape=(), initializer="ones", trainable=False, name="gamma")
+        self.mse_running = self.add_weight(
+            shape=(), initializer="ones", trainable=False, name="mse_running")
+
+        # === Loss trackers ===
+        self.mse_tracker = keras.metrics.Mean(name="mse")
+        self.kl_tracker = keras.metrics.Mean(name="kl")
+        self.batch_mse_tracker = LastValue(name="batch_mse")
+        self.gamma_tracker = LastValue(name="gamma")
+        self.kl_weight_tracker = LastValue(name="kl_weight")
+        self.built = True
+
+    # --- shapes -------------------------------------------------------
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return tuple(self.config.image_shape)
+
+    @property
+    def latent_dim(self) -> int:
+        return self.config.latent_dim
+
+    @property
+    def split(self) -> bool:
+        return self.config.split
+
+    # --- forward ------------------------------------------------------
+    def _forward(self, x, training=False) -> dict:
+        emb = self.encoder(x, training=training)
+        emb_hat, z, z_mean, z_log_var = self.latent(emb, training=training)
+        out = self._decode_embedding(emb_hat, training=training)
+        out.update(z=z, z_mean=z_mean, z_log_var=z_log_var)
+        return out
+
+    def _decode_embedding(self, emb, training=False) -> dict:
+        decoded = self.decoder(emb, training=training)
+        return split_output(decoded, self.config.channels, self.config.split)
+
+    def call(self, inputs, training=None):
+        out = self._forward(inputs, training=bool(training))
+        return out if training else out["x_hat"]
+
+    def compute_output_spec(self, inputs, training=None):
+        # Keras traces outputs symbolically with training unset: x_hat.
+        shape = (inputs.shape[0],) + self.image_shape
+        return keras.KerasTensor(shape, dtype=self.compute_dtype)
+
+    # --- loss and metrics (every backend) ------------------------------
+    def _terms(self, x, y_pred):
+        # fit() passes the dict of call(training=True); evaluate() passes
+        # x_hat alone, so the latent statistics are recomputed (no sampling).
+        if not isinstance(y_pred, dict):
+            y_pred = self._forward(x, training=False)
+        gamma = ops.convert_to_tensor(self.gamma)
+        terms = vae_loss_terms(x, y_pred["x_hat"], y_pred["z_mean"],
+                               y_pred["z_log_var"], gamma, self.config.beta)
+        return terms, gamma
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None,
+                     training=True):
+        terms, _ = self._terms(x, y_pred)
+        loss = terms["loss"]
+        if self.losses:
+            loss = loss + ops.sum(self.losses)
+        return loss
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        terms, gamma = self._terms(x, y_pred)
+        self.mse_tracker.update_state(terms["mse"])
+        self.kl_tracker.update_state(terms["kl"])
+        self.batch_mse_tracker.update_state(terms["mse"])
+        self.gamma_tracker.update_state(gamma)
+        self.kl_weight_tracker.update_state(gamma * self.config.beta)
+        return self.get_metrics_result()
+
+    def compile(self, optimizer=None, **kwargs):
+        """`keras.Model.compile` with Adam at config.learning_rate by default."""
+        if optimizer is None:
+            optimizer = keras.optimizers.Adam(learning_rate=self.config.learning_rate)
+        if kwargs.get("loss") is not None:
+            raise ValueError(
+                "SplitVAE computes its own loss (DESIGN.md); do not pass loss= "
+                f"to compile, received {kwargs['loss']!r}")
+        super().compile(optimizer=optimizer, **kwargs)
+
+    def fit(self, x=None, y=None, *args, **kwargs):
+        """`keras.Model.fit` on images alone, checked before training starts.
+
+        `x` is a numpy array of images (N, H, W, C) or a `tf.data.Dataset` of
+        image batches. uint8 arrays are scaled to [0, 1]; wrong shapes, NaN or
+        inf, and values outside [0, 1] raise ValueError.
+        """
+        from .training import check_dataset, validate_images
+
+        if x is None:
+            raise ValueError("fit() needs images: x=None received")
+        if isinstance(x, np.ndarray) or hasattr(x, "__array__") and not hasattr(x, "element_spec"):
+            x = validate_images(np.asarray(x), self.image_shape)
+        elif hasattr(x, "element_spec"):
+            x = check_dataset(x, self.image_shape)
+        if y is not None:
+            raise ValueError("a VAE trains on images alone: pass fit(images), not fit(x, y)")
+        if kwargs.get("validation_data") is not None:
+            v = kwargs["validation_data"]
+            if isinstance(v, np.ndarray):
+                kwargs["validation_data"] = validate_images(v, self.image_shape)
+        return super().fit(x, None, *args, **kwargs)
+
+    # --- public API ---------------------------------------------------
+    def encode(self, x, batch_size: int = 256):
+        """(z_mean, z_log_var) of images, deterministic (inference mode).
+
+        Numpy in, numpy out (in batches of batch_size); a backend tensor in,
+        tensors out.
+        """
+        if ops.is_tensor(x):
+            _, _, z_mean, z_log_var = self.latent(self.encoder(x, training=False))
+            return z_mean, z_log_var
+        x = np.asarray(x, dtype="float32")
+        self._check_shape(x)
+        means, logvars = [], []
+        for i in range(0, len(x), batch_size):
+            m, v = self.encode(ops.convert_to_tensor(x[i:i + batch_size]))
+            means.append(ops.convert_to_numpy(m))
+            logvars.append(ops.convert_to_numpy(v))
+        return _concat(means, (0, self.latent_dim)), _concat(logvars, (0, self.latent_dim))
+
+    def embed_latent(self, z, training=False):
+        """The Dense that maps latent vectors back to embeddings."""
+        return self.latent.get_layer("to_embedding")(z, training=training)
+
+    def decode(self, z, batch_size: int = 256) -> dict:
+        """Latent vectors -> dict of sigma, x1, x2, x_hat (x_hat alone if vanilla)."""
+        if ops.is_tensor(z):
+            return self._decode_embedding(self.embed_latent(z))
+        z = np.asarray(z, dtype="float32")
+        if z.ndim != 2 or z.shape[1] != self.latent_dim:
+            raise ValueError(
+                f"decode expects latent vectors of shape (N, {self.latent_dim}), "
+                f"received {z.shape}")
+        parts = [
+            {k: ops.convert_to_numpy(v) for k, v in
+             self.decode(ops.convert_to_tensor(z[i:i + batch_size])).items()}
+            for i in range(0, len(z), batch_size)
+        ]
+        return _stack_dicts(parts, self._part_shapes())
+
+    def reconstruct(self, x, batch_size: int = 256) -> dict:
+        """Decode z_mean of images: dict of sigma, x1, x2, x_hat."""
+        z_mean, _ = self.encode(x, batch_size=batch_size)
+        return self.decode(z_mean, batch_size=batch_size)
+
+    def generate(self, n: int, seed=None, batch_size: int = 256) -> dict:
+        """n samples from the prior N(0, I): dict of sigma, x1, x2, x_hat, z."""
+        if not isinstance(n, (int, np.integer)) or n < 0:
+            raise ValueError(f"n must be a non-negative integer, received {n!r}")
+        z = np.random.default_rng(seed).standard_normal(
+            (int(n), self.latent_dim)).astype("float32")
+        out = self.decode(z, batch_size=batch_size)
+        out["z"] = z
+        return out
+
+    def estimate_gamma(self, images, batch_size: int = 256) -> float:
+        """Set gamma (and the running MSE) to the reconstruction MSE of images.
+
+        What the original does when training resumes from weights without a
+        saved gamma (it uses 10,000 training images).
+        """
+        from .training import validate_images
+
+        images = validate_images(np.asarray(images), self.image_shape)
+        x_hat = self.reconstruct(images, batch_size=batch_size)["x_hat"]
+        mse = float(np.mean(np.square(images - x_hat)))
+        self.gamma.assign(mse)
+        self.mse_running.assign(mse)
+        return mse
+
+    def count_params(self) -> int:
+        """Weights of the network (BatchNorm moving statistics included).
+
+        gamma, the running MSE and the sampling seed state are training
+        state, not parameters: left out, so the count equals the original's.
+        """
+        return int(sum(
+            math.prod(w.shape) for sub in (self.encoder, self.latent, self.decoder)
+            for w in sub.weights))
+
+    def _check_shape(self, x):
+        if x.ndim != 4 or tuple(x.shape[1:]) != self.image_shape:
+            raise ValueError(
+                f"expected images of shape (N, {', '.join(map(str, self.image_shape))}), "
+                f"received {x.shape}")
+
+    def _part_shapes(self):
+        h, w, c = self.image_shape
+        if not self.config.split:
+            return {"x_hat": (0, h, w, c)}
+        return {"sigma": (0, h, w, 1), "x1": (0, h, w, c), "x2": (0, h, w, c),
+                "x_hat": (0, h, w, c)}
+
+    # --- construction and config --------------------------------------
+    @classmethod
+    def from_preset(cls, name, **kwargs) -> "SplitVAE":
+        """A model from a built-in preset name (untrained) or a preset directory."""
+        import os
+
+        if isinstance(name, (str, os.PathLike)) and os.path.isdir(name):
+            from .presets import load_preset_dir
+
+            return load_preset_dir(name, **kwargs)
+        return cls(get_preset(name), **kwargs)
+
+    def get_config(self):
+        return {"config": self.config.to_dict(), "seed": self.seed, "name": self.name}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        cfg = config.pop("config")
+        config.pop("trainable", None)
+        config.pop("dtype", None)
+        return cls(SplitVAEConfig.from_dict(cfg), **config)
+
+
+def _concat(arrays, empty_shape):
+    return np.concatenate(arrays) if arrays else np.zeros(empty_shape, "float32")
+
+
+def _stack_dicts(parts, empty_shapes):
+    return {k: _concat([p[k] for p in parts], shape) for k, shape in empty_shapes.items()}
