@@ -14,7 +14,7 @@ def load_digits_images() -> np.ndarray:
 
 
 def load(name, split="train", *, batch_size=100, data_dir=None, as_numpy=False,
-         limit=None, shuffle=None, seed=None):
+         limit=None, shuffle=None, seed=None, image_shape=None):
     if name != "digits":
         raise ValueError(f"unknown dataset {name!r}")
     x = load_digits_images()

@@ -1,0 +1,99 @@
+"""Figures laid out as the paper's: rows sigma, x1, x2, x_hat (Figures 1-4)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+ROW_LABELS = {"input": "x", "sigma": "σ", "x1": "x̂₁", "x2": "x̂₂", "x_hat": "x̂"}
+
+
+def _as_image(a: np.ndarray) -> np.ndarray:
+    a = np.clip(np.asarray(a, dtype="float32"), 0.0, 1.0)
+    return a[..., 0] if a.shape[-1] == 1 else a
+
+
+def plot_split_grid(parts: dict, path: str | None = None, n: int = 10,
+                    inputs: np.ndarray | None = None, title: str | None = None):
+    """One column per sample; rows (input), sigma, x1, x2, x_hat.
+
+    Args:
+        parts: dict from `SplitVAE.decode` / `generate` / `reconstruct`; a
+            vanilla model's dict has x_hat only, and only that row is drawn.
+        path: PNG to write (atomically); None returns the figure unsaved.
+        n: number of columns (samples).
+        inputs: the original images, drawn as a first row (reconstructions).
+        title: figure title.
+    Returns:
+        the matplotlib Figure.
+    """
+    import matplotlib
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    rows = [("input", inputs)] if inputs is not None else []
+    rows += [(k, parts[k]) for k in ("sigma", "x1", "x2", "x_hat") if k in parts]
+    if not rows:
+        raise ValueError(f"nothing to plot: parts has keys {sorted(parts)}")
+    n = min(n, len(rows[-1][1]))
+    if n < 1:
+        raise ValueError("nothing to plot: zero samples")
+    fig, axes = plt.subplots(len(rows), n, figsize=(1.1 * n + 0.6, 1.1 * len(rows) + 0.4),
+                             squeeze=False)
+    for r, (key, images) in enumerate(rows):
+        for c in range(n):
+            ax = axes[r][c]
+            img = _as_image(images[c])
+            ax.imshow(img, cmap="gray" if img.ndim == 2 else None, vmin=0, vmax=1,
+                      interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c == 0:
+                ax.set_ylabel(ROW_LABELS.get(key, key), rotation=0, labelpad=14,
+                              fontsize=12, va="center")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    if path is not None:
+        save_figure(fig, path)
+    return fig
+
+
+def plot_square_grid(images: np.ndarray, path: str | None = None, side: int = 10,
+                     title: str | None = None):
+    """A side x side mosaic of images (e.g. samples, or sigma maps)."""
+    import matplotlib
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    images = np.asarray(images)
+    side = int(min(side, np.floor(np.sqrt(len(images)))))
+    if side < 1:
+        raise ValueError("nothing to plot: zero images")
+    h, w = images.shape[1:3]
+    tiles = _as_image(images[: side * side])
+    if tiles.ndim == 3:
+        mosaic = tiles.reshape(side, side, h, w).transpose(0, 2, 1, 3).reshape(side * h, side * w)
+    else:
+        ch = tiles.shape[-1]
+        mosaic = tiles.reshape(side, side, h, w, ch).transpose(0, 2, 1, 3, 4).reshape(
+            side * h, side * w, ch)
+    fig, ax = plt.subplots(figsize=(6, 6))
+    ax.imshow(mosaic, cmap="gray" if mosaic.ndim == 2 else None, vmin=0, vmax=1,
+              interpolation="nearest")
+    ax.axis("off")
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    if path is not None:
+        save_figure(fig, path)
+    return fig
+
+
+def save_figure(fig, path: str) -> None:
+    """Write a figure to PNG atomically and close it."""
+    import matplotlib.pyplot as plt
+
+    from .training import atomic_write
+
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
+    plt.close(fig)
