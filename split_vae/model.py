@@ -49,6 +49,15 @@ class Sampling(layers.Layer):
     def compute_output_shape(self, input_shape):
         return input_shape[0]
 
+    # Keras saves no SeedGenerator state; keeping it makes a resumed run draw
+    # the same noise as an uninterrupted one.
+    def save_own_variables(self, store):
+        store["seed_state"] = ops.convert_to_numpy(self.seed_generator.state)
+
+    def load_own_variables(self, store):
+        if "seed_state" in list(store.keys()):
+            self.seed_generator.state.assign(np.asarray(store["seed_state"]))
+
     def get_config(self):
         config = super().get_config()
         config.update({"seed": self.seed})
@@ -302,6 +311,14 @@ class SplitVAE(keras.Model):
                 "SplitVAE computes its own loss (DESIGN.md); do not pass loss= "
                 f"to compile, received {kwargs['loss']!r}")
         super().compile(optimizer=optimizer, **kwargs)
+
+    def compile_from_config(self, config):
+        # Keras skips compile_from_config for models that override compile();
+        # ours only adds a default, so restoring the saved arguments is safe.
+        config = keras.saving.deserialize_keras_object(config)
+        self.compile(**config)
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
 
     def fit(self, x=None, y=None, *args, **kwargs):
         """`keras.Model.fit` on images alone, checked before training starts.

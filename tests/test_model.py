@@ -1,0 +1,184 @@
+"""The network: shapes, channel layout, composition, loss, parameter counts."""
+
+import keras
+import numpy as np
+import pytest
+from keras import ops
+
+from helpers import tiny_config, tiny_images
+from split_vae import (PRESETS, SplitVAE, SplitVAEConfig, get_preset, split_output,
+                       vae_loss_terms)
+
+
+@pytest.fixture(scope="module")
+def model():
+    return SplitVAE(tiny_config(), seed=1)
+
+
+def test_paper_parameter_counts_equal_the_originals():
+    # The originals' counts (DESIGN.md) include BatchNorm moving statistics;
+    # gamma, the running MSE and the sampling seed are state, not counted.
+    expected = {"mnist": 12_799_299, "cifar10": 13_061_143, "celeba": 28_989_363,
+                "fashion_mnist": 12_799_299}
+    for name, count in expected.items():
+        assert SplitVAE.from_preset(name).count_params() == count, name
+
+
+def test_state_variables_are_left_out_of_count(model):
+    everything = sum(int(np.prod(w.shape)) for w in model.weights)
+    assert everything - model.count_params() == 2  # gamma and mse_running
+
+
+def test_three_sub_models_in_the_originals_order(model):
+    assert [layer.name for layer in model.layers[:3]] == ["encoder", "latent", "decoder"]
+    assert [v.name for v in model.latent.weights] == [
+        "kernel", "bias", "kernel", "bias", "kernel", "bias"]
+    assert [layer.name for layer in model.latent.layers if layer.weights] == [
+        "z_mean", "z_log_var", "to_embedding"]
+
+
+@pytest.mark.parametrize("shape", [(16, 16, 1), (32, 32, 3)])
+def test_output_shapes_and_channel_layout(shape):
+    cfg = tiny_config(image_shape=shape)
+    m = SplitVAE(cfg)
+    c = shape[2]
+    assert m.image_shape == shape
+    assert m.decoder.output.shape[-1] == 2 * c + 1
+    x = tiny_images(3, shape)
+    assert tuple(m(x).shape) == (3,) + shape
+    z_mean, z_log_var = m.encode(x)
+    assert z_mean.shape == z_log_var.shape == (3, cfg.latent_dim)
+    parts = m.decode(z_mean)
+    assert set(parts) == {"sigma", "x1", "x2", "x_hat"}
+    assert parts["sigma"].shape == (3,) + shape[:2] + (1,)
+    for k in ("x1", "x2", "x_hat"):
+        assert parts[k].shape == (3,) + shape
+    # decode() goes through the Dense back to the embedding and the decoder:
+    raw = ops.convert_to_numpy(m.decoder(m.embed_latent(ops.convert_to_tensor(z_mean))))
+    np.testing.assert_allclose(parts["sigma"], raw[..., :1], atol=1e-6)
+    np.testing.assert_allclose(parts["x1"], raw[..., 1:1 + c], atol=1e-6)
+    np.testing.assert_allclose(parts["x2"], raw[..., 1 + c:], atol=1e-6)
+
+
+def test_vanilla_has_c_channels_and_no_split():
+    m = SplitVAE(tiny_config(split=False, image_shape=(16, 16, 3)))
+    assert m.decoder.output.shape[-1] == 3
+    parts = m.generate(2, seed=0)
+    assert set(parts) == {"x_hat", "z"}
+    assert parts["x_hat"].shape == (2, 16, 16, 3)
+    # Same network except the last layer.
+    split = SplitVAE(tiny_config(image_shape=(16, 16, 3)))
+    last_diff = split.count_params() - m.count_params()
+    k = 3 * 3 * split.config.base_dim
+    assert last_diff == (7 - 3) * (k + 1)
+
+
+def test_composition_is_sigma_x1_plus_one_minus_sigma_x2():
+    rng = np.random.default_rng(0)
+    dec = rng.uniform(size=(2, 4, 4, 7)).astype("float32")
+    out = {k: ops.convert_to_numpy(v) for k, v in split_output(dec, 3).items()}
+    sigma, x1, x2 = dec[..., :1], dec[..., 1:4], dec[..., 4:7]
+    np.testing.assert_allclose(out["x_hat"], sigma * x1 + (1 - sigma) * x2, rtol=1e-6)
+    np.testing.assert_array_equal(out["sigma"], sigma)
+    np.testing.assert_array_equal(out["x2"], x2)
+
+
+def test_model_output_is_the_composition_of_its_parts(model):
+    x = tiny_images(4)
+    parts = model.reconstruct(x)
+    np.testing.assert_allclose(
+        parts["x_hat"], parts["sigma"] * parts["x1"] + (1 - parts["sigma"]) * parts["x2"],
+        atol=1e-6)
+    np.testing.assert_allclose(ops.convert_to_numpy(model(x)), parts["x_hat"], atol=1e-6)
+
+
+def test_loss_equals_numpy():
+    rng = np.random.default_rng(3)
+    x = rng.uniform(size=(5, 8, 8, 3)).astype("float32")
+    x_hat = rng.uniform(size=(5, 8, 8, 3)).astype("float32")
+    mu = rng.normal(size=(5, 6)).astype("float32")
+    lv = rng.normal(size=(5, 6)).astype("float32")
+    gamma, beta = 0.037, 3.0
+    terms = {k: float(v) for k, v in vae_loss_terms(x, x_hat, mu, lv, gamma, beta).items()}
+    rec = 0.5 * np.sum((x - x_hat) ** 2, axis=(1, 2, 3)).astype("float64")
+    kl = 0.5 * np.sum(mu ** 2 + np.exp(lv) - 1 - lv, axis=1).astype("float64")
+    assert terms["loss"] == pytest.approx(np.mean(rec / gamma + beta * kl), rel=1e-5)
+    assert terms["mse"] == pytest.approx(np.mean((x - x_hat) ** 2), rel=1e-5)
+    assert terms["kl"] == pytest.approx(np.mean(kl), rel=1e-5)
+
+
+def test_model_loss_uses_gamma_and_beta_of_the_model():
+    m = SplitVAE(tiny_config(beta=2.5))
+    m.gamma.assign(0.2)
+    x = tiny_images(6)
+    out = m(x, training=True)
+    assert set(out) >= {"x_hat", "z_mean", "z_log_var", "sigma", "x1", "x2", "z"}
+    loss = float(m.compute_loss(x=x, y_pred=out))
+    xh = ops.convert_to_numpy(out["x_hat"]).astype("float64")
+    mu = ops.convert_to_numpy(out["z_mean"]).astype("float64")
+    lv = ops.convert_to_numpy(out["z_log_var"]).astype("float64")
+    rec = 0.5 * np.sum((x - xh) ** 2, axis=(1, 2, 3))
+    kl = 0.5 * np.sum(mu ** 2 + np.exp(lv) - 1 - lv, axis=1)
+    assert loss == pytest.approx(np.mean(rec / 0.2 + 2.5 * kl), rel=1e-5)
+
+
+def test_training_samples_z_and_inference_does_not(model):
+    x = tiny_images(4)
+    out = model(x, training=True)
+    z, mu = ops.convert_to_numpy(out["z"]), ops.convert_to_numpy(out["z_mean"])
+    assert not np.allclose(z, mu)
+    np.testing.assert_allclose(ops.convert_to_numpy(model(x)), ops.convert_to_numpy(model(x)))
+
+
+def test_generate_is_reproducible_under_a_seed(model):
+    a, b, c = model.generate(3, seed=7), model.generate(3, seed=7), model.generate(3, seed=8)
+    np.testing.assert_array_equal(a["x_hat"], b["x_hat"])
+    assert not np.allclose(a["z"], c["z"])
+    assert model.generate(0)["x_hat"].shape == (0, 16, 16, 1)
+
+
+def test_presets():
+    assert {"mnist", "cifar10", "celeba", "fashion_mnist", "digits"} <= set(PRESETS)
+    assert get_preset("mnist").image_shape == (32, 32, 1)
+    assert get_preset("celeba").latent_dim == 150
+    assert get_preset("cifar10").latent_dim == 200
+    assert get_preset("mnist").learning_rate == 1e-4  # the code's, not the paper's text
+    get_preset("mnist").beta = 100  # a copy: the registry is untouched
+    assert get_preset("mnist").beta == 8
+    with pytest.raises(ValueError, match="unknown preset 'nope'"):
+        get_preset("nope")
+
+
+@pytest.mark.parametrize("changes, message", [
+    (dict(image_shape=(28, 28, 1)), "4 \\* 2\\*\\*k"),
+    (dict(image_shape=(32, 16, 1)), "square"),
+    (dict(latent_dim=0), "latent_dim"),
+    (dict(num_scale=5), "num_scale"),
+    (dict(beta=float("nan")), "beta"),
+])
+def test_bad_config_is_named(changes, message):
+    with pytest.raises(ValueError, match=message):
+        tiny_config(**changes)
+
+
+def test_config_round_trips_through_dict_and_json():
+    import json
+
+    cfg = tiny_config(split=False, beta=4.0)
+    again = SplitVAEConfig.from_dict(json.loads(cfg.to_json()))
+    assert again == cfg
+    with pytest.raises(ValueError, match="unknown SplitVAEConfig fields"):
+        SplitVAEConfig.from_dict({"latent": 3})
+
+
+def test_get_config_round_trip(model):
+    clone = SplitVAE.from_config(model.get_config())
+    assert clone.config == model.config
+    assert clone.count_params() == model.count_params()
+
+
+def test_decode_rejects_wrong_latent_shape(model):
+    with pytest.raises(ValueError, match=r"\(N, 4\)"):
+        model.decode(np.zeros((2, 5)))
+    with pytest.raises(ValueError, match="expected images of shape"):
+        model.encode(np.zeros((2, 8, 8, 1)))
