@@ -16,7 +16,7 @@ def register(sub) -> None:
         "train", help="train a Split VAE and write checkpoints, history and figures",
         description="Train a Split VAE preset with the paper's loss and KL balance. "
                     "Writes OUT/checkpoint.keras after every epoch (atomically, and "
-                    "only with a finite loss), OUT/history.csv, OUT/config.json, "
+                    "only with a finite loss), OUT/history.csv (and .json), OUT/config.json, "
                     "OUT/model.keras at the end, and the figures OUT/generated.png "
                     "and OUT/reconstructed.png (rows: sigma, x1, x2, x_hat). Run it "
                     "again with the same --out to resume where it stopped.",
@@ -87,7 +87,7 @@ def run(args) -> int:
     from . import data
     from .model import SplitVAE
     from .plotting import plot_split_grid
-    from .training import (AtomicCheckpoint, GammaBalance, StopOnNonFinite,
+    from .training import (AtomicCheckpoint, GammaBalance, HistoryWriter, StopOnNonFinite,
                            atomic_write, atomic_write_text, read_checkpoint_state)
 
     config = build_config(args)
@@ -127,9 +127,7 @@ def run(args) -> int:
           f"dataset {dataset}, {config.epochs} epochs -> {out}")
 
     stop = StopOnNonFinite()
-    callbacks = [stop, AtomicCheckpoint(ckpt),
-                 keras.callbacks.CSVLogger(os.path.join(out, "history.csv"),
-                                           append=initial_epoch > 0)]
+    callbacks = [stop, AtomicCheckpoint(ckpt), HistoryWriter(os.path.join(out, "history.csv"))]
     if not args.no_balance:
         callbacks.insert(0, GammaBalance())
     if initial_epoch < config.epochs:

@@ -232,3 +232,41 @@ def read_checkpoint_state(checkpoint_path: str) -> dict:
         return {"epoch": 0}
     with open(p) as f:
         return json.load(f)
+
+
+class HistoryWriter(keras.callbacks.Callback):
+    """Write the per-epoch logs to CSV and JSON after every epoch, atomically.
+
+    Rows already in the CSV from epochs before the one training starts at are
+    kept, so a resumed run continues the same file.
+
+    Args:
+        path: the CSV path; the JSON goes beside it (same name, .json).
+    """
+
+    def __init__(self, path: str):
+        super().__init__()
+        self.path = os.fspath(path)
+        self.json_path = os.path.splitext(self.path)[0] + ".json"
+        self.rows: list[dict] | None = None
+
+    def _read_existing(self) -> list[dict]:
+        if not os.path.exists(self.json_path):
+            return []
+        with open(self.json_path) as f:
+            return json.load(f)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.rows is None:
+            self.rows = [r for r in self._read_existing() if r["epoch"] < epoch]
+
+    def on_epoch_end(self, epoch, logs=None):
+        row = {"epoch": epoch}
+        row.update({k: float(v) for k, v in sorted((logs or {}).items())})
+        self.rows.append(row)
+        keys = list(dict.fromkeys(k for r in self.rows for k in r))
+        lines = [",".join(keys)]
+        lines += [",".join(repr(r.get(k, "")) if k != "epoch" else str(r[k]) for k in keys)
+                  for r in self.rows]
+        atomic_write_text(self.path, "\n".join(lines) + "\n")
+        atomic_write_text(self.json_path, json.dumps(self.rows, indent=1))

@@ -36,6 +36,7 @@ def test_train_writes_everything_and_resumes(tmp_path):
     out = str(tmp_path / "run")
     cli("train", *TINY, "--epochs", "1", "--out", out)
     for name in ("checkpoint.keras", "checkpoint.keras.json", "model.keras", "history.csv",
+                 "history.json",
                  "config.json", "generated.png", "reconstructed.png"):
         assert os.path.getsize(os.path.join(out, name)) > 0, name
     with open(os.path.join(out, "generated.png"), "rb") as f:
@@ -50,6 +51,9 @@ def test_train_writes_everything_and_resumes(tmp_path):
     assert "resuming" in proc.stdout and "after epoch 1" in proc.stdout
     rows = history_rows(out)
     assert [r["epoch"] for r in rows] == ["0", "1"]
+    hist = json.load(open(os.path.join(out, "history.json")))
+    assert [r["epoch"] for r in hist] == [0, 1]
+    assert float(rows[1]["gamma"]) == pytest.approx(hist[1]["gamma"])
     second = keras.saving.load_model(os.path.join(out, "checkpoint.keras"))
     assert float(second.gamma.numpy()) <= gamma1
     assert int(second.optimizer.iterations.numpy()) == 2 * 3
