@@ -12,7 +12,8 @@ The paper's preprocessing (DESIGN.md):
 Everything goes through one entry point, `load`. The paper's datasets come
 from tensorflow-datasets when online; clusters without internet can point
 `data_dir` at files they copied: IDX files (the MNIST format), `.npy`/`.npz`
-arrays, or a folder of images (CelebA's `img_align_celeba`). An image folder is
+arrays, CIFAR-10's own batches, or a folder of images (CelebA's
+`img_align_celeba`). An image folder is
 decoded once into a cached `.npy` array (progress bar, atomic write).
 """
 
@@ -91,7 +92,9 @@ def load(name, split="train", *, batch_size=100, data_dir=None, as_numpy=False,
             (`train-images-idx3-ubyte[.gz]`, `t10k-images-idx3-ubyte[.gz]`;
             mnist and fashion_mnist); a `.npy`/`.npz` file or a directory of
             them (`x_train`/`x_test` or `train`/`test` arrays, as Keras'
-            `mnist.npz`); for celeba a folder of the aligned images (or its
+            `mnist.npz`); for cifar10 the original batches
+            (`cifar-10-batches-py/` or `cifar-10-batches-bin/`, or their
+            contents); for celeba a folder of the aligned images (or its
             parent holding `img_align_celeba/` and, optionally,
             `list_eval_partition.txt`/`.csv`). None: tfds's default
             directory (downloading if needed), Debian's Fashion-MNIST files
@@ -298,6 +301,8 @@ def _from_data_dir(name, split, data_dir, limit):
         return _preprocess_named(name, x, data_dir)
     if name in ("mnist", "fashion_mnist") and _find_idx(data_dir, "train", "images"):
         return pad_mnist(read_idx_split(data_dir, split))
+    if name == "cifar10" and _find_cifar10(data_dir) is not None:
+        return read_cifar10_split(data_dir, split)
     if name == "celeba":
         folder = _celeba_folder(data_dir)
         if folder is not None:
@@ -306,7 +311,8 @@ def _from_data_dir(name, split, data_dir, limit):
         "mnist": "IDX files (train-images-idx3-ubyte[.gz], t10k-images-idx3-ubyte[.gz])",
         "fashion_mnist": "IDX files (train-images-idx3-ubyte[.gz], "
                          "t10k-images-idx3-ubyte[.gz])",
-        "cifar10": "no image files (cifar10 needs arrays or tfds data)",
+        "cifar10": "the CIFAR-10 batches of the python or binary version "
+                   "(cifar-10-batches-py/ or cifar-10-batches-bin/)",
         "celeba": "the aligned images (img_align_celeba/000001.jpg ...)",
     }[name]
     raise FileNotFoundError(
@@ -452,6 +458,76 @@ def read_idx_split(directory, split, kind="images") -> np.ndarray:
     if x.dtype != np.uint8:
         raise ValueError(f"{path} holds {x.dtype} values; image IDX files hold uint8 pixels")
     return x[..., None]
+
+
+# ---------------------------------------------------------------------------
+# CIFAR-10's own distribution (python pickles or binary records)
+# ---------------------------------------------------------------------------
+CIFAR10_BATCHES = {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]}
+
+
+def _find_cifar10(data_dir):
+    """(directory, ".bin" or "") of CIFAR-10 batches in or under data_dir, or None."""
+    for sub in ("", "cifar-10-batches-bin", "cifar-10-batches-py"):
+        directory = os.path.join(data_dir, sub)
+        for ext in (".bin", ""):
+            if os.path.isfile(os.path.join(directory, "test_batch" + ext)):
+                return directory, ext
+    return None
+
+
+def read_cifar10_split(data_dir, split) -> np.ndarray:
+    """CIFAR-10 images (N, 32, 32, 3) uint8 from its original distribution.
+
+    Either the binary version (`data_batch_1.bin` ... `test_batch.bin`: records
+    of one label byte and 3072 pixel bytes, the red plane, then green, then
+    blue) or the python version Keras downloads (`data_batch_1` ...: pickled
+    dicts whose b"data" is (N, 3072) in the same order). The pickles are read
+    with an unpickler that builds numpy arrays and nothing else.
+    """
+    if split not in CIFAR10_BATCHES:
+        raise ValueError("CIFAR-10 has only the splits 'train' and 'test'")
+    directory, ext = _find_cifar10(data_dir)
+    paths = [os.path.join(directory, name + ext) for name in CIFAR10_BATCHES[split]]
+    missing = [os.path.basename(p) for p in paths if not os.path.isfile(p)]
+    if missing:
+        raise FileNotFoundError(f"CIFAR-10 batches missing in {directory!r}: {missing}; "
+                                "copy the whole extracted archive there")
+    parts = [_read_cifar10_bin(p) if ext else _read_cifar10_pickle(p) for p in paths]
+    return np.concatenate(parts).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1).copy()
+
+
+def _read_cifar10_bin(path):
+    raw = np.fromfile(path, dtype=np.uint8)
+    if raw.size == 0 or raw.size % 3073:
+        raise ValueError(f"{path} is truncated or corrupt: {raw.size:,} bytes is not a whole "
+                         "number of 3073-byte records; extract the archive again")
+    return raw.reshape(-1, 3073)[:, 1:]
+
+
+def _read_cifar10_pickle(path):
+    import pickle
+
+    allowed = {("numpy.core.multiarray", "_reconstruct"),
+               ("numpy._core.multiarray", "_reconstruct"),
+               ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")}
+
+    class ArraysOnly(pickle.Unpickler):
+        def find_class(self, module, name):
+            if (module, name) not in allowed:
+                raise pickle.UnpicklingError(f"{module}.{name} is not allowed")
+            return super().find_class(module, name)
+
+    try:
+        with open(path, "rb") as f:
+            batch = ArraysOnly(f, encoding="bytes").load()
+        x = np.asarray(batch[b"data"] if b"data" in batch else batch["data"])
+    except Exception as e:  # pickle raises many types on a damaged file
+        raise ValueError(f"{path} is not a readable CIFAR-10 python batch "
+                         f"({type(e).__name__}: {e}); extract the archive again") from None
+    if x.dtype != np.uint8 or x.ndim != 2 or x.shape[1] != 3072:
+        raise ValueError(f"{path}: its data is {x.dtype} {x.shape}, expected uint8 (N, 3072)")
+    return x
 
 
 # ---------------------------------------------------------------------------

@@ -235,6 +235,68 @@ def test_fashion_mnist_offline_without_debian_files(tmp_path, monkeypatch):
 
 
 # ---------------------------------------------------------------------------
+# CIFAR-10's own distribution
+# ---------------------------------------------------------------------------
+def cifar_records(n, seed):
+    """(labels, planar pixels (N, 3072), the same images as (N, 32, 32, 3))."""
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
+    planar = images.transpose(0, 3, 1, 2).reshape(n, 3072)
+    return rng.integers(0, 10, n, dtype=np.uint8), planar, images
+
+
+@pytest.mark.parametrize("version", ["bin", "py"])
+def test_cifar10_original_batches(tmp_path, version):
+    import pickle
+
+    d = tmp_path / f"cifar-10-batches-{version}"
+    d.mkdir()
+    expected = {}
+    for i, name in enumerate([f"data_batch_{k}" for k in range(1, 6)] + ["test_batch"]):
+        labels, planar, images = cifar_records(3, i)
+        expected[name] = images
+        if version == "bin":
+            rec = np.concatenate([labels[:, None], planar], axis=1)
+            rec.tofile(d / f"{name}.bin")
+        else:
+            with open(d / name, "wb") as f:
+                pickle.dump({b"data": planar, b"labels": labels.tolist()}, f, protocol=2)
+    test = data.load("cifar10", "test", data_dir=tmp_path, as_numpy=True)
+    np.testing.assert_allclose(test, expected["test_batch"] / 255.0, atol=1e-7)
+    train = data.load("cifar10", "train", data_dir=d, as_numpy=True)
+    want = np.concatenate([expected[f"data_batch_{k}"] for k in range(1, 6)])
+    np.testing.assert_allclose(train, want / 255.0, atol=1e-7)
+
+
+def test_cifar10_truncated_bin_and_hostile_pickle(tmp_path):
+    import pickle
+
+    labels, planar, _ = cifar_records(2, 0)
+    np.concatenate([labels[:, None], planar], axis=1).ravel()[:-7].tofile(
+        tmp_path / "test_batch.bin")
+    with pytest.raises(ValueError, match="truncated or corrupt"):
+        data.load("cifar10", "test", data_dir=tmp_path)
+
+    class Hostile:
+        def __reduce__(self):
+            return (os.system, ("echo pwned",))
+    py = tmp_path / "py"
+    py.mkdir()
+    with open(py / "test_batch", "wb") as f:
+        pickle.dump({b"data": Hostile()}, f, protocol=2)
+    with pytest.raises(ValueError, match="not a readable CIFAR-10 python batch.*not allowed"):
+        data.load("cifar10", "test", data_dir=py)
+
+
+def test_tfds_data_dir_is_recognised(tmp_path):
+    (tmp_path / "mnist").mkdir()  # a tensorflow-datasets data directory
+    images = mnist_like(3, 9)[..., None]
+    with tfds.testing.mock_data(as_dataset_fn=known_as_dataset(images)):
+        x = data.load("mnist", "test", data_dir=tmp_path, as_numpy=True)
+    np.testing.assert_allclose(x[:, 2:30, 2:30], images / 255.0, atol=1e-7)
+
+
+# ---------------------------------------------------------------------------
 # .npy / .npz arrays
 # ---------------------------------------------------------------------------
 def test_npz_with_keras_keys_and_mnist_padding(tmp_path):
