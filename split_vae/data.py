@@ -294,7 +294,7 @@ def _require_exists(path) -> None:
 def _from_data_dir(name, split, data_dir, limit):
     _require_exists(data_dir)
     tfds_name = TFDS_NAMES[name]
-    if os.path.isdir(os.path.join(data_dir, tfds_name)):
+    if _is_tfds_data_dir(data_dir, tfds_name):
         return _from_tfds(name, split, data_dir, limit)
     if os.path.isfile(data_dir) or _array_files(data_dir):
         x = read_array_split(data_dir, split)
@@ -320,6 +320,15 @@ def _from_data_dir(name, split, data_dir, limit):
         f"data directory holding {tfds_name}/ (prepare it online with "
         f"`tfds.load('{tfds_name}', data_dir=...)` and copy it); a .npy/.npz file with "
         f"x_train/x_test arrays; {expected}")
+
+
+def _is_tfds_data_dir(data_dir, tfds_name) -> bool:
+    """True when data_dir holds a prepared tfds dataset: NAME/[CONFIG/]VERSION/."""
+    import glob
+
+    root = os.path.join(glob.escape(data_dir), tfds_name)
+    return bool(glob.glob(os.path.join(root, "*", "dataset_info.json"))
+                or glob.glob(os.path.join(root, "*", "*", "dataset_info.json")))
 
 
 def _preprocess_named(name, x, where):

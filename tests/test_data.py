@@ -288,12 +288,20 @@ def test_cifar10_truncated_bin_and_hostile_pickle(tmp_path):
         data.load("cifar10", "test", data_dir=py)
 
 
-def test_tfds_data_dir_is_recognised(tmp_path):
-    (tmp_path / "mnist").mkdir()  # a tensorflow-datasets data directory
-    images = mnist_like(3, 9)[..., None]
-    with tfds.testing.mock_data(as_dataset_fn=known_as_dataset(images)):
-        x = data.load("mnist", "test", data_dir=tmp_path, as_numpy=True)
-    np.testing.assert_allclose(x[:, 2:30, 2:30], images / 255.0, atol=1e-7)
+def test_tfds_data_dir_is_recognised(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(data, "_from_tfds", lambda *args: calls.append(args) or
+                        np.zeros((2, 32, 32, 1), np.uint8))
+    # A folder named like the dataset but holding IDX files is not a tfds directory.
+    (tmp_path / "mnist").mkdir()
+    write_idx(tmp_path / "mnist" / "train-images-idx3-ubyte.gz", mnist_like(2, 0))
+    with pytest.raises(FileNotFoundError, match="no mnist data found"):
+        data.load("mnist", data_dir=tmp_path)
+    assert calls == []
+    (tmp_path / "mnist" / "3.0.1").mkdir()
+    (tmp_path / "mnist" / "3.0.1" / "dataset_info.json").write_text("{}")
+    assert data.load("mnist", "test", data_dir=tmp_path, as_numpy=True).shape == (2, 32, 32, 1)
+    assert calls == [("mnist", "test", str(tmp_path), None)]
 
 
 # ---------------------------------------------------------------------------
