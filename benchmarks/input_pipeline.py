@@ -62,7 +62,6 @@ def main(argv=None):
         raise SystemExit("--steps must be >= 1 and --warmup >= 0")
 
     import keras
-    import numpy as np
     import tensorflow as tf
 
     from split_vae import data

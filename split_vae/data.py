@@ -19,6 +19,7 @@ decoded once into a cached `.npy` array (progress bar, atomic write).
 
 from __future__ import annotations
 
+import errno
 import gzip
 import hashlib
 import json
@@ -748,9 +749,10 @@ def read_celeba_folder(folder, split) -> np.ndarray:
             if first <= int(stem) <= last:
                 chosen.append(n)
     if not chosen:
+        rule = ("listed in list_eval_partition" if partition is not None else
+                "images {:06d} to {:06d}".format(*CELEBA_PARTITION_ENDS[split]))
         raise FileNotFoundError(
-            f"no CelebA {split} images in {folder!r} (the {split} split is "
-            f"{'as in list_eval_partition' if partition else 'images %06d-%06d' % CELEBA_PARTITION_ENDS[split]}); "
+            f"no CelebA {split} images in {folder!r} (the {split} split is {rule}); "
             "copy the whole img_align_celeba folder there")
     paths = [os.path.join(folder, n) for n in chosen]
     return preprocess_images(paths, celeba=True, desc=f"{folder} ({split})")
@@ -814,10 +816,13 @@ def preprocess_images(paths, *, image_shape=None, celeba=False, desc="images",
         return out
     try:
         atomic_write(path, write)
-    except PermissionError as e:
+    except OSError as e:
+        if e.errno not in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC):
+            raise
         raise ValueError(
             f"cannot write the decoded images to the cache {cache_dir()!r} ({e}); set "
-            "the environment variable SPLIT_VAE_CACHE_DIR to a writable directory") from None
+            "the environment variable SPLIT_VAE_CACHE_DIR to a writable directory with "
+            "room for them") from None
     return np.load(path, mmap_mode="r")
 
 
