@@ -62,6 +62,17 @@ CELEBA_SHAPE = (64, 64, 3)
 CELEBA_PARTITION_ENDS = {"train": (1, 162770), "validation": (162771, 182637),
                          "test": (182638, 202599)}
 
+# What to copy for each dataset on a machine without internet (error messages).
+OFFLINE_FILES = {
+    "mnist": "IDX files (train-images-idx3-ubyte[.gz], t10k-images-idx3-ubyte[.gz])",
+    "fashion_mnist": "IDX files (train-images-idx3-ubyte[.gz], "
+                     "t10k-images-idx3-ubyte[.gz])",
+    "cifar10": "the CIFAR-10 batches of the python or binary version "
+               "(cifar-10-batches-py/ or cifar-10-batches-bin/)",
+    "celeba": "the aligned images (img_align_celeba/000001.jpg ..., with "
+              "list_eval_partition.txt beside the folder if you have it)",
+}
+
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
 # A folder's decoded images are cached here (override: SPLIT_VAE_CACHE_DIR).
@@ -308,19 +319,11 @@ def _from_data_dir(name, split, data_dir, limit):
         folder = _celeba_folder(data_dir)
         if folder is not None:
             return read_celeba_folder(folder, split)
-    expected = {
-        "mnist": "IDX files (train-images-idx3-ubyte[.gz], t10k-images-idx3-ubyte[.gz])",
-        "fashion_mnist": "IDX files (train-images-idx3-ubyte[.gz], "
-                         "t10k-images-idx3-ubyte[.gz])",
-        "cifar10": "the CIFAR-10 batches of the python or binary version "
-                   "(cifar-10-batches-py/ or cifar-10-batches-bin/)",
-        "celeba": "the aligned images (img_align_celeba/000001.jpg ...)",
-    }[name]
     raise FileNotFoundError(
         f"no {name} data found in {data_dir!r}. Expected one of: a tensorflow-datasets "
         f"data directory holding {tfds_name}/ (prepare it online with "
         f"`tfds.load('{tfds_name}', data_dir=...)` and copy it); a .npy/.npz file with "
-        f"x_train/x_test arrays; {expected}")
+        f"x_train/x_test arrays; {OFFLINE_FILES[name]}")
 
 
 def _is_tfds_data_dir(data_dir, tfds_name) -> bool:
@@ -1030,9 +1033,8 @@ def _from_tfds(name, split, data_dir, limit):
             f"{name} is not prepared in {where} and could not be downloaded "
             f"({type(e).__name__}: {str(e)[:200]}). Offline: prepare it on a machine with "
             f"internet (`tfds.load('{tfds_name}', data_dir=DIR)`) and copy DIR here, "
-            "then pass it as data_dir (--data-dir); or pass a directory of IDX files "
-            "(mnist, fashion_mnist), a .npz with x_train/x_test, or for celeba the "
-            "img_align_celeba folder") from None
+            "then pass it as data_dir (--data-dir); or pass as data_dir a .npz with "
+            f"x_train/x_test, or {OFFLINE_FILES[name]}") from None
     known = getattr(builder.info, "splits", None)
     if known and split not in known:
         raise ValueError(f"{name} has no {split!r} split; its splits are {sorted(known)}")
