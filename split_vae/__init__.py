@@ -4,6 +4,7 @@ Asperti, Bugo, Filippini, "Enhancing Variational Generation Through
 Self-Decomposition", IEEE Access 10, 2022 (https://arxiv.org/abs/2202.02738).
 """
 
+from . import data
 from .config import PRESETS, SplitVAEConfig, get_preset
 from .model import SplitVAE, split_output, vae_loss_terms
 from .training import AtomicCheckpoint, GammaBalance, StopOnNonFinite, validate_images

@@ -24,9 +24,11 @@ def register(sub) -> None:
     p.add_argument("--preset", default="digits", choices=sorted(PRESETS),
                    help="hyperparameters to start from")
     p.add_argument("--dataset", default=None,
-                   help="dataset name for split_vae.data.load (default: the preset's)")
+                   help="mnist, fashion_mnist, cifar10, celeba, digits, or idx / array / "
+                        "folder with --data-dir (default: the preset's)")
     p.add_argument("--data-dir", default=None,
-                   help="directory of offline data (IDX files, .npy/.npz, or images)")
+                   help="offline data: a tfds data dir, IDX files, .npy/.npz, CIFAR-10 "
+                        "batches, img_align_celeba or an image folder")
     p.add_argument("--out", default=None, help="output directory (default: runs/PRESET)")
     p.add_argument("--epochs", type=int, default=None,
                    help="total epochs (default: the preset's; the paper's for paper presets)")

@@ -335,6 +335,7 @@ class SplitVAE(keras.Model):
             x = validate_images(np.asarray(x), self.image_shape)
         elif hasattr(x, "element_spec"):
             x = check_dataset(x, self.image_shape)
+            kwargs.setdefault("shuffle", False)  # a dataset shuffles itself
         if y is not None:
             raise ValueError("a VAE trains on images alone: pass fit(images), not fit(x, y)")
         if kwargs.get("validation_data") is not None:
