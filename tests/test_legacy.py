@@ -201,6 +201,7 @@ def test_layer_numbers_offset_by_an_earlier_model(tmp_path):
     assert max(diffs.values()) <= TOL
 
 
+@pytest.mark.filterwarnings("ignore:You are saving your model as an HDF5 file")
 def test_keras2_full_model_h5(tmp_path):
     """A Keras 2 `model.save("f.h5")` keeps the same weights under model_weights/."""
     arch = ARCHS["vanilla"]
