@@ -114,6 +114,10 @@ def read_legacy_h5(path) -> list[LegacyGroup]:
                 "it has no 'layer_names' attribute")
         groups = []
         for group_name in _strings(root.attrs["layer_names"]):
+            if group_name not in root:
+                raise ValueError(
+                    f"{path} is damaged: it lists layer '{group_name}' but holds no group "
+                    "of that name")
             group = root[group_name]
             weight_names = _strings(group.attrs.get("weight_names", []))
             if weight_names:

@@ -6,7 +6,7 @@ statistics included, so that inference mode is exercised; our model must then
 compute what Keras 2 computes.
 """
 
-import os
+import shutil
 
 import h5py
 import numpy as np
@@ -296,6 +296,16 @@ def test_hdf5_without_keras_layout(tmp_path):
         f["x"] = np.zeros(3)
     with pytest.raises(ValueError, match="not a Keras 2 save_weights checkpoint"):
         load_legacy_h5(path)
+
+
+def test_damaged_file_is_named(gray, tmp_path):
+    path, _, _ = gray
+    bad = tmp_path / "damaged.hdf5"
+    shutil.copy(path, bad)
+    with h5py.File(bad, "a") as f:
+        f.attrs["layer_names"] = np.array(_strs(f.attrs["layer_names"]) + ["ghost"], dtype="S")
+    with pytest.raises(ValueError, match="lists layer 'ghost' but holds no group"):
+        load_legacy_h5(bad)
 
 
 def test_keras3_weights_file_is_recognised(tmp_path):
