@@ -448,6 +448,21 @@ class SplitVAE(keras.Model):
             return load_preset_dir(name, **kwargs)
         return cls(get_preset(name), **kwargs)
 
+    @classmethod
+    def from_pretrained(cls, name_or_path, **kwargs) -> "SplitVAE":
+        """Published weights by registry name (downloaded once), a preset
+        directory, or a Keras 2 .hdf5 checkpoint; see `presets.from_pretrained`."""
+        from .presets import from_pretrained
+
+        return from_pretrained(name_or_path, **kwargs)
+
+    def save_to_preset(self, preset_dir, **kwargs) -> str:
+        """Write config.json, model.weights.h5 and metadata.json to preset_dir,
+        which `from_preset` loads; see `presets.save_to_preset`."""
+        from .presets import save_to_preset
+
+        return save_to_preset(self, preset_dir, **kwargs)
+
     def get_config(self):
         return {"config": self.config.to_dict(), "seed": self.seed, "name": self.name}
 
