@@ -439,9 +439,17 @@ class SplitVAE(keras.Model):
     # --- construction and config --------------------------------------
     @classmethod
     def from_preset(cls, name, **kwargs) -> "SplitVAE":
-        """A model from a built-in preset name (untrained) or a preset directory."""
+        """A model from a built-in preset name (untrained) or a preset directory.
+
+        A built-in name wins over a directory of the same name in the working
+        directory; write "./mnist" to mean the directory.
+        """
         import os
 
+        from .config import PRESETS
+
+        if isinstance(name, str) and name in PRESETS:
+            return cls(get_preset(name), **kwargs)
         if isinstance(name, (str, os.PathLike)) and os.path.isdir(name):
             from .presets import load_preset_dir
 

@@ -178,11 +178,13 @@ def test_directory_without_config(tmp_path):
         SplitVAE.from_preset(str(tmp_path))
 
 
-def test_directory_shadowing_a_builtin_name(tmp_path, monkeypatch):
+def test_builtin_name_wins_over_a_directory_of_that_name(tmp_path, monkeypatch):
     (tmp_path / "digits").mkdir()
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(FileNotFoundError, match=r"get_preset\('digits'\)"):
-        SplitVAE.from_preset("digits")
+    assert SplitVAE.from_preset("digits").config == get_preset("digits")
+    # An explicit path means the directory, which here is no preset.
+    with pytest.raises(FileNotFoundError, match="no config.json"):
+        SplitVAE.from_preset("./digits")
 
 
 def test_missing_weights(saved):
