@@ -14,6 +14,7 @@ import sys
 # Modules providing sub-commands, in the order --help lists them.
 COMMANDS = [
     "split_vae.cli_train",
+    "split_vae.cli_evaluate",
 ]
 
 

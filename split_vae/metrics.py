@@ -69,17 +69,27 @@ def _check_moments(mu, sigma, which: str):
 
 
 def _psd_factor(sigma, which: str, rtol: float):
-    """B with B @ B.T == sigma: Cholesky when it succeeds, else eigh.
+    """B (d x r) with B @ B.T == sigma, r the rank of sigma.
 
-    Cholesky costs a fraction of an eigendecomposition but fails on the
-    rank-deficient covariances of fewer samples than features; eigh then
-    gives the factor V * sqrt(w), after checking that no eigenvalue is
-    significantly negative (a negative one would make the root complex).
+    Cholesky first (a fraction of an eigendecomposition's cost). Covariances
+    of fewer samples than features are singular: LAPACK's pivoted Cholesky
+    (dpstrf) then stops at the numerical rank r, so the next step works on
+    an r x r matrix. If that factor does not reproduce sigma (an indefinite
+    matrix), eigh decides: an eigenvalue below -rtol times the largest means
+    sigma is no covariance and the root would be complex, so ValueError.
     """
+    from scipy.linalg import lapack
+
     try:
         return np.linalg.cholesky(sigma)
     except np.linalg.LinAlgError:
         pass
+    scale = max(float(np.abs(sigma).max()), np.finfo(np.float64).tiny)
+    c, piv, rank, _ = lapack.dpstrf(sigma, lower=1, tol=-1)
+    b = np.zeros((sigma.shape[0], rank))
+    b[piv - 1] = np.tril(c)[:, :rank]
+    if np.abs(b @ b.T - sigma).max() <= 1e-9 * scale:
+        return b
     w, v = np.linalg.eigh(sigma)
     top = max(float(np.abs(w).max()), np.finfo(np.float64).tiny)
     if w.min() < -rtol * top:
@@ -92,13 +102,15 @@ def _psd_factor(sigma, which: str, rtol: float):
 def trace_sqrt_product(sigma1, sigma2, rtol: float = 1e-6) -> float:
     """Tr((S1 S2)^(1/2)) for positive semidefinite S1, S2, in float64.
 
-    S1 S2 is similar to the symmetric B^T S2 B (S1 = B B^T), whose eigenvalues
-    are real and non-negative up to round-off; the trace of the square root is
-    the sum of their square roots. Eigenvalues below -rtol times the largest
+    The non-zero eigenvalues of S1 S2 are those of the symmetric B^T S2 B
+    (S1 = B B^T), real and non-negative up to round-off; the trace of the
+    square root is the sum of their square roots. Eigenvalues below -rtol times the largest
     mean a complex root: ValueError rather than silently dropping it.
     """
     b = _psd_factor(np.asarray(sigma1, np.float64), "1", rtol)
     m = b.T @ np.asarray(sigma2, np.float64) @ b
+    if m.size == 0:  # sigma1 == 0
+        return 0.0
     eig = np.linalg.eigvalsh(0.5 * (m + m.T))
     top = max(float(np.abs(eig).max()), np.finfo(np.float64).tiny)
     if eig.min() < -rtol * top:

@@ -146,6 +146,26 @@ def test_rank_deficient_statistics_still_agree_with_itself():
     assert 25.0 < frechet_distance(*a, *b) < 200.0
 
 
+def test_rank_deficient_matches_eigenvalues_of_the_product():
+    # Independent route: the eigenvalues of the non-symmetric S1 S2 itself.
+    rng = np.random.default_rng(7)
+    with pytest.warns(UserWarning):
+        m1, s1 = feature_statistics(rng.standard_normal((12, 40)))
+        m2, s2 = feature_statistics(rng.standard_normal((15, 40)) * 2.0)
+    eig = np.linalg.eigvals(s1 @ s2)
+    assert np.abs(eig.imag).max() < 1e-8 * np.abs(eig.real).max()
+    tr = np.sqrt(np.clip(eig.real, 0, None)).sum()
+    expected = np.sum((m1 - m2) ** 2) + np.trace(s1) + np.trace(s2) - 2 * tr
+    assert frechet_distance(m1, s1, m2, s2) == pytest.approx(expected, rel=1e-6)
+    assert frechet_distance(m2, s2, m1, s1) == pytest.approx(expected, rel=1e-6)
+
+
+def test_zero_covariance():
+    s = np.diag([1.0, 4.0])
+    assert frechet_distance(np.zeros(2), np.zeros((2, 2)), np.zeros(2), s) == \
+        pytest.approx(5.0, rel=1e-12)
+
+
 # ---------------------------------------------------------------------------
 # Extractors
 # ---------------------------------------------------------------------------
