@@ -104,14 +104,20 @@ def trace_sqrt_product(sigma1, sigma2, rtol: float = 1e-6) -> float:
 
     The non-zero eigenvalues of S1 S2 are those of the symmetric B^T S2 B
     (S1 = B B^T), real and non-negative up to round-off; the trace of the
-    square root is the sum of their square roots. Eigenvalues below -rtol times the largest
-    mean a complex root: ValueError rather than silently dropping it.
+    square root is the sum of their square roots. Eigenvalues below -rtol
+    times the largest mean a complex root: ValueError rather than silently
+    dropping it.
     """
+    from scipy import linalg
+
     b = _psd_factor(np.asarray(sigma1, np.float64), "1", rtol)
     m = b.T @ np.asarray(sigma2, np.float64) @ b
     if m.size == 0:  # sigma1 == 0
         return 0.0
-    eig = np.linalg.eigvalsh(0.5 * (m + m.T))
+    # LAPACK's MRRR driver (dsyevr): eigenvalues only, several times faster
+    # than numpy's divide-and-conquer on the spread spectra of features.
+    eig = linalg.eigh(0.5 * (m + m.T), eigvals_only=True, driver="evr",
+                      check_finite=False)
     top = max(float(np.abs(eig).max()), np.finfo(np.float64).tiny)
     if eig.min() < -rtol * top:
         raise ValueError(
