@@ -22,6 +22,7 @@ import warnings
 
 import keras
 import numpy as np
+from tqdm.auto import tqdm
 
 from . import metrics, sampling
 
@@ -119,35 +120,59 @@ def evaluate_model(model, test_images, train_images=None, extractor="inception",
     if tuple(test_images.shape[1:]) != tuple(model.image_shape):
         raise ValueError(f"test images have shape {test_images.shape[1:]}, the model "
                          f"expects {tuple(model.image_shape)}")
+    if train_images is not None:
+        train_images = metrics.check_images(train_images, "training images")
+        if train_images.shape[1:] != test_images.shape[1:]:
+            raise ValueError(
+                f"training images have shape {train_images.shape[1:]}, the test "
+                f"images {test_images.shape[1:]}")
     n = len(test_images) if n_samples is None else int(n_samples)
     if n < 2:
         raise ValueError(f"n_samples must be at least 2, received {n}")
     k = gmm_components if gmm_components is not None else model.config.gmm_components
 
-    ref = metrics.reference_statistics(test_images, ext, cache_dir, use_cache,
-                                       desc="reference (test) features")
-    fid = {}
-    if train_images is not None:
-        train_images = metrics.check_images(train_images, "training images")
-        train_stats = metrics.reference_statistics(train_images, ext, cache_dir, use_cache,
-                                                   desc="real (train) features")
-        fid["real"] = metrics.frechet_distance(*ref, *train_stats)
+    sources = ("gen", "gmm")
+    steps = tqdm(total=4 + (train_images is not None) + 2 * len(sources),
+                 desc="evaluation", unit="step")
 
-    z_mean, z_log_var = model.encode(test_images, batch_size=batch_size)
-    latents = latent_statistics(z_mean, z_log_var)
+    def step(name):
+        steps.set_postfix_str(name)
+        steps.update(1)
 
-    rec = model.decode(z_mean, batch_size=batch_size)
-    fid["reconstruction"] = _fid(ext, rec["x_hat"], ref, "reconstruction x_hat")
-    rec_mse = float(np.mean(np.square(rec["x_hat"] - test_images)))
+    with steps:
+        ref = metrics.reference_statistics(test_images, ext, cache_dir, use_cache,
+                                           desc="reference (test) features")
+        step("reference statistics")
+        fid = {}
+        if train_images is not None:
+            train_stats = metrics.reference_statistics(
+                train_images, ext, cache_dir, use_cache, desc="real (train) features")
+            fid["real"] = metrics.frechet_distance(*ref, *train_stats)
+            step("real")
 
-    samples = {"gen": sampling.prior_generate(model, n, seed=seed, batch_size=batch_size)}
-    gmm = sampling.fit_gmm(z_mean, k, seed=seed)
-    samples["gmm"] = sampling.gmm_generate(model, n=n, seed=seed, gmm=gmm,
-                                           batch_size=batch_size)
-    for source, parts in samples.items():
-        feats = part_features(ext, parts, desc=source.upper())
-        fid[source] = {key: metrics.frechet_distance(*metrics.feature_statistics(f), *ref)
-                       for key, f in feats.items()}
+        z_mean, z_log_var = sampling.encode_batched(model, test_images, batch_size,
+                                                    desc="encode reference")
+        latents = latent_statistics(z_mean, z_log_var)
+        step("latent statistics")
+
+        rec = sampling.decode_batched(model, z_mean, batch_size, desc="reconstruct")
+        fid["reconstruction"] = _fid(ext, rec["x_hat"], ref, "reconstruction x_hat")
+        rec_mse = float(np.mean(np.square(rec["x_hat"] - test_images)))
+        step("reconstruction")
+
+        samples = {"gen": sampling.prior_generate(model, n, seed=seed,
+                                                  batch_size=batch_size)}
+        step("GEN samples")
+        gmm = sampling.fit_gmm(z_mean, k, seed=seed)
+        samples["gmm"] = sampling.gmm_generate(model, n=n, seed=seed, gmm=gmm,
+                                               batch_size=batch_size)
+        step("GMM samples")
+        for source in sources:
+            feats = part_features(ext, samples[source], desc=source.upper())
+            fid[source] = {key: metrics.frechet_distance(*metrics.feature_statistics(f),
+                                                         *ref)
+                           for key, f in feats.items()}
+            step(f"FID {source.upper()}")
 
     report = {
         "note": ext.note,
@@ -167,7 +192,8 @@ def evaluate_model(model, test_images, train_images=None, extractor="inception",
             "n_real_train": None if train_images is None else int(len(train_images)),
             "n_samples": n,
             "gmm": {"components": int(k), "covariance": "full", "max_iter": 200,
-                    "fitted_on": "z_mean of the reference images", "seed": seed},
+                    "fitted_on": "z_mean of the reference images", "seed": seed,
+                    "em_iterations": int(gmm.n_iter_), "converged": bool(gmm.converged_)},
             "seed": seed,
             "gen": "z ~ N(0, I)",
             "mix": "x1 for the first half of the samples, x2 for the second",

@@ -29,6 +29,22 @@ def test_fit_gmm_shapes_and_settings(clusters):
     assert gmm.covariance_type == "full" and gmm.max_iter == 200
 
 
+def test_stepwise_fit_equals_sklearn_fit(clusters):
+    # fit_gmm runs EM one iteration at a time (for its progress bar): the
+    # result must be sklearn's own fit(max_iter=200).
+    from sklearn.mixture import GaussianMixture
+
+    z, _ = clusters
+    z = z + np.random.default_rng(9).standard_normal(z.shape)  # slower convergence
+    ours = fit_gmm(z, 4, seed=3, progress=False)
+    ref = GaussianMixture(4, covariance_type="full", max_iter=200, random_state=3).fit(z)
+    assert ours.n_iter_ == ref.n_iter_ and ours.converged_ == ref.converged_
+    np.testing.assert_allclose(ours.means_, ref.means_, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(ours.covariances_, ref.covariances_, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(ours.weights_, ref.weights_, rtol=1e-10)
+    assert ours.n_iter_ > 2
+
+
 def test_gmm_recovers_clusters_and_samples_follow_them(clusters):
     z, centres = clusters
     gmm = fit_gmm(z, 3, seed=0)
@@ -98,6 +114,10 @@ def test_gmm_generate_through_the_model(model):
 
 def test_prior_generate(model):
     a, b = prior_generate(model, 5, seed=1), prior_generate(model, 5, seed=1)
+    ref = model.generate(5, seed=1)  # the same draw as the model's own sampler
+    np.testing.assert_array_equal(a["z"], ref["z"])
+    for k in ("sigma", "x1", "x2", "x_hat"):
+        np.testing.assert_allclose(a[k], ref[k], atol=1e-6)
     np.testing.assert_array_equal(a["z"], b["z"])
     assert a["x_hat"].shape == (5,) + model.image_shape
     assert not np.array_equal(a["z"], prior_generate(model, 5, seed=2)["z"])
