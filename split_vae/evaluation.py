@@ -212,6 +212,12 @@ def _fid(ext, images, ref, desc: str) -> float:
         *metrics.feature_statistics(ext.features(images, desc=desc)), *ref)
 
 
+def _fmt(v: float) -> str:
+    # Two decimals as the paper's tables; small distances (custom extractors)
+    # keep three significant digits instead of printing 0.00.
+    return f"{v:.2f}" if abs(v) >= 1 else f"{v:.3g}"
+
+
 def format_report(report: dict) -> str:
     """A short table of the report's FIDs, with the note on comparability."""
     fid = report["fid"]
@@ -219,10 +225,10 @@ def format_report(report: dict) -> str:
     lines = [f"{'':>14}" + "".join(f"{k:>10}" for k in keys)]
     for source in ("gen", "gmm"):
         lines.append(f"{'FID ' + source.upper():>14}"
-                     + "".join(f"{fid[source][k]:>10.2f}" for k in keys))
+                     + "".join(f"{_fmt(fid[source][k]):>10}" for k in keys))
     if "real" in fid:
-        lines.append(f"{'FID real':>14}{fid['real']:>10.2f}")
-    lines.append(f"{'FID rec':>14}{fid['reconstruction']:>10.2f}")
+        lines.append(f"{'FID real':>14}{_fmt(fid['real']):>10}")
+    lines.append(f"{'FID rec':>14}{_fmt(fid['reconstruction']):>10}")
     lat = report["latent"]
     lines.append(f"inactive latent variables: {lat['inactive_by_variance']}/"
                  f"{lat['latent_dim']} (var z_mean < 0.05), "
@@ -340,6 +346,8 @@ class FIDHistory(keras.callbacks.Callback):
             self._ref = metrics.reference_statistics(
                 self.reference_images, self._ext, self.cache_dir, self.use_cache,
                 desc="FIDHistory reference")
+            if self.verbose:
+                print(f"[split_vae] FIDHistory: {self._ext.note}")
 
     def on_epoch_end(self, epoch, logs=None):
         if (epoch + 1) % self.every:
