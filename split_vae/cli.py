@@ -15,6 +15,7 @@ import sys
 COMMANDS = [
     "split_vae.cli_train",
     "split_vae.cli_convert",
+    "split_vae.cli_evaluate",
 ]
 
 

@@ -1,0 +1,403 @@
+"""Evaluation of a Split VAE as the paper's tables report it.
+
+Asperti, Bugo, Filippini, "Enhancing Variational Generation Through
+Self-Decomposition", IEEE Access 10, 2022 (https://arxiv.org/abs/2202.02738).
+
+One evaluation generates one set of samples from the prior (GEN) and one from
+a Gaussian mixture fitted on z_mean of the reference images (GMM), and measures
+the FID of x_hat, x1, x2 and "mix" (x1 for the first half of the samples, x2
+for the second) against the reference images. The features of x1 and x2 are
+computed once: mix takes its halves from them, since the extractor sees every
+image on its own. Beside them: "real" (reference test images against as many
+training images), the FID of reconstructions, and the latent statistics
+(inactive variables, the variance law). See DESIGN.md, "Evaluation protocol".
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import warnings
+
+import keras
+import numpy as np
+from tqdm.auto import tqdm
+
+from . import metrics, sampling
+
+PARTS = ("x_hat", "x1", "x2")
+
+
+# ---------------------------------------------------------------------------
+# Latent statistics
+# ---------------------------------------------------------------------------
+def latent_statistics(z_mean, z_log_var, var_threshold: float = 0.05,
+                      sigma2_threshold: float = 0.95) -> dict:
+    """Active and inactive latent variables, and the variance law.
+
+    A variable is inactive when the variance over the data of its z_mean is
+    below var_threshold (0.05: the encoder ignores the image), or, by the
+    second criterion, when the mean of its posterior variance exp(z_log_var)
+    is above sigma2_threshold (0.95: the posterior stays at the prior). The
+    variance law (Asperti, "Variance Loss in Variational Autoencoders", 2020):
+    for a well-trained VAE, var(z_mean) + mean(exp(z_log_var)) is close to 1
+    for every variable, as the aggregate posterior should match N(0, I).
+
+    Args:
+        z_mean, z_log_var: arrays (N, latent_dim) from `SplitVAE.encode`.
+    Returns:
+        JSON-able dict; per-variable lists and the counts.
+    """
+    z_mean = np.asarray(z_mean, dtype=np.float64)
+    z_log_var = np.asarray(z_log_var, dtype=np.float64)
+    if z_mean.ndim != 2 or z_mean.shape != z_log_var.shape:
+        raise ValueError(
+            f"z_mean and z_log_var must both have shape (N, latent_dim), received "
+            f"{z_mean.shape} and {z_log_var.shape}")
+    if len(z_mean) < 2:
+        raise ValueError(f"need at least 2 images for variances, received {len(z_mean)}")
+    if not (np.isfinite(z_mean).all() and np.isfinite(z_log_var).all()):
+        raise ValueError("z_mean or z_log_var contain NaN or inf")
+    var_mean = z_mean.var(axis=0)
+    mean_sigma2 = np.exp(z_log_var).mean(axis=0)
+    law = var_mean + mean_sigma2
+    inactive_var = var_mean < var_threshold
+    inactive_sigma = mean_sigma2 > sigma2_threshold
+    d = z_mean.shape[1]
+    return {
+        "latent_dim": d,
+        "n_images": int(len(z_mean)),
+        "thresholds": {"var_z_mean_below": var_threshold,
+                       "mean_exp_z_log_var_above": sigma2_threshold},
+        "inactive_by_variance": int(inactive_var.sum()),
+        "active_by_variance": int(d - inactive_var.sum()),
+        "inactive_by_posterior_variance": int(inactive_sigma.sum()),
+        "active_by_posterior_variance": int(d - inactive_sigma.sum()),
+        "variance_law_mean": float(law.mean()),
+        "var_z_mean": var_mean.tolist(),
+        "mean_exp_z_log_var": mean_sigma2.tolist(),
+        "variance_law": law.tolist(),
+    }
+
+
+# ---------------------------------------------------------------------------
+# One evaluation
+# ---------------------------------------------------------------------------
+def part_features(extractor, parts: dict, desc: str) -> dict:
+    """Features of x_hat, x1, x2 (those present), and mix from x1's and x2's."""
+    feats = {k: extractor.features(parts[k], desc=f"{desc} {k}") for k in PARTS if k in parts}
+    if "x1" in feats and "x2" in feats:
+        feats["mix"] = sampling.mix_images(feats["x1"], feats["x2"])
+    return feats
+
+
+def evaluate_model(model, test_images, train_images=None, extractor="inception",
+                   n_samples: int | None = None, gmm_components: int | None = None,
+                   seed: int = 0, cache_dir: str | None = None, use_cache: bool = True,
+                   batch_size: int = 256):
+    """FID GEN and GMM for x_hat, x1, x2, mix; real; reconstruction; latents.
+
+    Args:
+        model: a `SplitVAE` (split or vanilla; a vanilla one has x_hat only).
+        test_images: reference images in [0, 1] (the paper: the first 10,000
+            test images); the GMM is fitted on their z_mean.
+        train_images: images for the "real" row (test against train); None
+            skips it.
+        extractor: "inception", "inception-random", a .keras path, a Keras
+            model or a `metrics.FeatureExtractor`.
+        n_samples: generated images per source; default len(test_images).
+        gmm_components: default model.config.gmm_components.
+        seed: seeds the prior draw, the mixture's fit and its draw.
+        cache_dir, use_cache: where reference statistics are cached.
+    Returns:
+        (report, samples): report is a JSON-able dict; samples maps "gen"
+        and "gmm" to the decoded dicts (sigma, x1, x2, x_hat, z).
+    """
+    t0 = time.time()
+    ext = metrics.get_extractor(extractor)
+    test_images = metrics.check_images(test_images, "test images")
+    if tuple(test_images.shape[1:]) != tuple(model.image_shape):
+        raise ValueError(f"test images have shape {test_images.shape[1:]}, the model "
+                         f"expects {tuple(model.image_shape)}")
+    if train_images is not None:
+        train_images = metrics.check_images(train_images, "training images")
+        if train_images.shape[1:] != test_images.shape[1:]:
+            raise ValueError(
+                f"training images have shape {train_images.shape[1:]}, the test "
+                f"images {test_images.shape[1:]}")
+    n = len(test_images) if n_samples is None else int(n_samples)
+    if n < 2:
+        raise ValueError(f"n_samples must be at least 2, received {n}")
+    k = gmm_components if gmm_components is not None else model.config.gmm_components
+
+    sources = ("gen", "gmm")
+    steps = tqdm(total=4 + (train_images is not None) + 2 * len(sources),
+                 desc="evaluation", unit="step")
+
+    def step(name):
+        steps.set_postfix_str(name)
+        steps.update(1)
+
+    with steps:
+        ref = metrics.reference_statistics(test_images, ext, cache_dir, use_cache,
+                                           desc="reference (test) features")
+        step("reference statistics")
+        fid = {}
+        if train_images is not None:
+            train_stats = metrics.reference_statistics(
+                train_images, ext, cache_dir, use_cache, desc="real (train) features")
+            fid["real"] = metrics.frechet_distance(*ref, *train_stats)
+            step("real")
+
+        z_mean, z_log_var = sampling.encode_batched(model, test_images, batch_size,
+                                                    desc="encode reference")
+        latents = latent_statistics(z_mean, z_log_var)
+        step("latent statistics")
+
+        rec = sampling.decode_batched(model, z_mean, batch_size, desc="reconstruct")
+        fid["reconstruction"] = _fid(ext, rec["x_hat"], ref, "reconstruction x_hat")
+        rec_mse = float(np.mean(np.square(rec["x_hat"] - test_images)))
+        step("reconstruction")
+
+        samples = {"gen": sampling.prior_generate(model, n, seed=seed,
+                                                  batch_size=batch_size)}
+        step("GEN samples")
+        gmm = sampling.fit_gmm(z_mean, k, seed=seed)
+        samples["gmm"] = sampling.gmm_generate(model, n=n, seed=seed, gmm=gmm,
+                                               batch_size=batch_size)
+        step("GMM samples")
+        for source in sources:
+            feats = part_features(ext, samples[source], desc=source.upper())
+            fid[source] = {key: metrics.frechet_distance(*metrics.feature_statistics(f),
+                                                         *ref)
+                           for key, f in feats.items()}
+            step(f"FID {source.upper()}")
+
+    report = {
+        "note": ext.note,
+        "fid": fid,
+        "reconstruction_mse": rec_mse,
+        "latent": latents,
+        "model": {"parameters": int(model.count_params()), "split": bool(model.config.split),
+                  "latent_dim": int(model.latent_dim),
+                  "image_shape": list(model.image_shape),
+                  "config": model.config.to_dict()},
+        "protocol": {
+            "extractor": ext.name,
+            "extractor_fingerprint": ext.fingerprint(),
+            "feature_dim": ext.dim,
+            "preprocessing": ext.preprocessing(),
+            "n_reference": int(len(test_images)),
+            "n_real_train": None if train_images is None else int(len(train_images)),
+            "n_samples": n,
+            "gmm": {"components": int(k), "covariance": "full", "max_iter": 200,
+                    "fitted_on": "z_mean of the reference images", "seed": seed,
+                    "em_iterations": int(gmm.n_iter_), "converged": bool(gmm.converged_)},
+            "seed": seed,
+            "gen": "z ~ N(0, I)",
+            "mix": "x1 for the first half of the samples, x2 for the second",
+            "real": "reference (test) images against as many training images",
+            "reconstruction": "x_hat decoded from z_mean of the reference images",
+            "statistics": "float64 mean and covariance (ddof=1); Fréchet distance from "
+                          "the eigenvalues of a symmetric form of S1 S2",
+        },
+        "seconds": round(time.time() - t0, 1),
+    }
+    return report, samples
+
+
+def _fid(ext, images, ref, desc: str) -> float:
+    return metrics.frechet_distance(
+        *metrics.feature_statistics(ext.features(images, desc=desc)), *ref)
+
+
+def _fmt(v: float) -> str:
+    # Two decimals as the paper's tables; small distances (custom extractors)
+    # keep three significant digits instead of printing 0.00.
+    return f"{v:.2f}" if abs(v) >= 1 else f"{v:.3g}"
+
+
+def format_report(report: dict) -> str:
+    """A short table of the report's FIDs, with the note on comparability."""
+    fid = report["fid"]
+    keys = [k for k in ("x_hat", "x1", "x2", "mix") if k in fid["gen"]]
+    lines = [f"{'':>14}" + "".join(f"{k:>10}" for k in keys)]
+    for source in ("gen", "gmm"):
+        lines.append(f"{'FID ' + source.upper():>14}"
+                     + "".join(f"{_fmt(fid[source][k]):>10}" for k in keys))
+    if "real" in fid:
+        lines.append(f"{'FID real':>14}{_fmt(fid['real']):>10}")
+    lines.append(f"{'FID rec':>14}{_fmt(fid['reconstruction']):>10}")
+    lat = report["latent"]
+    lines.append(f"inactive latent variables: {lat['inactive_by_variance']}/"
+                 f"{lat['latent_dim']} (var z_mean < 0.05), "
+                 f"{lat['inactive_by_posterior_variance']}/{lat['latent_dim']} "
+                 f"(mean exp(z_log_var) > 0.95); variance law mean "
+                 f"{lat['variance_law_mean']:.3f}")
+    lines.append(f"parameters: {report['model']['parameters']:,}")
+    lines.append(f"note: {report['note']}")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------
+# Models from anywhere
+# ---------------------------------------------------------------------------
+def load_any_model(spec: str):
+    """A SplitVAE from a .keras file, a preset directory, a legacy .h5/.hdf5
+    file, or a built-in preset name (untrained: warns).
+
+    Returns (model, description).
+    """
+    from .config import PRESETS
+    from .model import SplitVAE
+
+    path = os.fspath(spec)
+    if path.endswith(".keras"):
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"model file {path} does not exist")
+        model = keras.saving.load_model(path, compile=False)
+        desc = f"Keras file {path}"
+    elif os.path.isdir(path):
+        model = SplitVAE.from_preset(path)
+        desc = f"preset directory {path}"
+    elif path.endswith((".h5", ".hdf5")):
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"model file {path} does not exist")
+        try:
+            from .legacy import load_legacy_h5
+        except ImportError as e:
+            raise ValueError(
+                f"{path} is a legacy Keras 2 HDF5 file, but this installation has no "
+                f"legacy loader (split_vae.legacy: {e})") from e
+        model = load_legacy_h5(path)
+        desc = f"legacy HDF5 weights {path}"
+    elif path in PRESETS:
+        warnings.warn(f"--model {path!r} is a built-in preset: the model is UNTRAINED, "
+                      "its numbers describe random weights", stacklevel=2)
+        model = SplitVAE.from_preset(path)
+        desc = f"untrained preset {path}"
+    else:
+        raise ValueError(
+            f"cannot read a model from {path!r}: expected a .keras file, a preset "
+            f"directory, a .h5/.hdf5 file or a preset name ({sorted(PRESETS)})")
+    if not all(hasattr(model, a) for a in ("encode", "decode", "generate", "config")):
+        raise ValueError(f"{desc} is a {type(model).__name__}, not a SplitVAE")
+    return model, desc
+
+
+# ---------------------------------------------------------------------------
+# FID along training (the paper's Figure 11)
+# ---------------------------------------------------------------------------
+class FIDHistory(keras.callbacks.Callback):
+    """Fréchet distance of x_hat, x1 and x2 every `every` epochs, plotted.
+
+    The paper's Figure 11 follows the FID of the three images along training.
+    Samples come from the prior with a fixed seed, so the curve shows the
+    model changing, not the draw.
+
+    Args:
+        reference_images: images in [0, 1] the samples are compared with.
+        every: measure after every `every`-th epoch (and never otherwise).
+        extractor: "inception", "inception-random", a .keras path, a Keras
+            model or a `metrics.FeatureExtractor` (loaded at train start).
+        n_samples: generated images per measurement.
+        plot_path: PNG of distance against epoch, rewritten (atomically)
+            after each measurement; None plots nothing.
+        seed: seed of the prior draw.
+        cache_dir, use_cache: for the reference statistics.
+
+    Attributes:
+        history: {"epoch": [...], "x_hat": [...], "x1": [...], "x2": [...]}
+            (x_hat only for a vanilla model).
+
+    Example:
+    ```python
+    cb = FIDHistory(test_images, every=5, extractor="inception", n_samples=1000,
+                    plot_path="runs/mnist/fid.png")
+    model.fit(train, epochs=100, callbacks=[GammaBalance(), cb])
+    ```
+    """
+
+    def __init__(self, reference_images, every: int = 5, extractor="inception",
+                 n_samples: int = 1000, plot_path: str | None = None, seed: int = 0,
+                 cache_dir: str | None = None, use_cache: bool = True, verbose: int = 1):
+        super().__init__()
+        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+            raise ValueError(f"every must be a positive integer, received {every!r}")
+        if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 2:
+            raise ValueError(f"n_samples must be an integer >= 2, received {n_samples!r}")
+        self.reference_images = metrics.check_images(reference_images, "reference images")
+        self.every = every
+        self.extractor_spec = extractor
+        self.n_samples = n_samples
+        self.plot_path = plot_path
+        self.seed = seed
+        self.cache_dir = cache_dir
+        self.use_cache = use_cache
+        self.verbose = verbose
+        self.history = {"epoch": []}
+        self._ext = None
+        self._ref = None
+
+    def on_train_begin(self, logs=None):
+        if self._ext is None:
+            self._ext = metrics.get_extractor(self.extractor_spec)
+            self._ref = metrics.reference_statistics(
+                self.reference_images, self._ext, self.cache_dir, self.use_cache,
+                desc="FIDHistory reference")
+            if self.verbose:
+                print(f"[split_vae] FIDHistory: {self._ext.note}")
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (epoch + 1) % self.every:
+            return
+        self.on_train_begin()
+        parts = self.model.generate(self.n_samples, seed=self.seed)
+        with warnings.catch_warnings():
+            # The singular-covariance warning would repeat every measurement.
+            warnings.simplefilter("ignore", UserWarning)
+            values = {k: _fid(self._ext, parts[k], self._ref, f"epoch {epoch + 1} {k}")
+                      for k in PARTS if k in parts}
+        self.history["epoch"].append(epoch + 1)
+        for k, v in values.items():
+            self.history.setdefault(k, []).append(v)
+        if self.verbose:
+            print(f"\n[split_vae] epoch {epoch + 1} Fréchet distance ({self._ext.name}): "
+                  + ", ".join(f"{k} {v:.2f}" for k, v in values.items()))
+        if self.plot_path:
+            self.plot(self.plot_path)
+
+    def plot(self, path: str | None = None):
+        """Distance against epoch for x_hat, x1, x2; returns the Figure."""
+        import matplotlib
+        matplotlib.use("Agg", force=False)
+        import matplotlib.pyplot as plt
+
+        from .plotting import save_figure
+
+        fig, ax = plt.subplots(figsize=(6, 4))
+        styles = {"x_hat": "-o", "x1": "--s", "x2": ":^"}
+        labels = {"x_hat": "x̂", "x1": "x̂₁", "x2": "x̂₂"}
+        for k in PARTS:
+            if self.history.get(k):
+                ax.plot(self.history["epoch"], self.history[k], styles[k], label=labels[k])
+        ax.set_xlabel("epoch")
+        name = self._ext.name if self._ext is not None else str(self.extractor_spec)
+        ax.set_ylabel("FID" if name == "inception" else f"Fréchet distance ({name})")
+        ax.set_title("Keras InceptionV3 FID (not comparable with pytorch-fid)"
+                     if name == "inception" else f"Fréchet distance, extractor {name}",
+                     fontsize=9)
+        ax.legend()
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        if path is not None:
+            save_figure(fig, path)
+        return fig
+
+
+def write_report(report: dict, path: str) -> None:
+    """The report as indented JSON, written atomically."""
+    from .training import atomic_write_text
+
+    atomic_write_text(path, json.dumps(report, indent=2))

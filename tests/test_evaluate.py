@@ -1,0 +1,250 @@
+"""Latent statistics, one evaluation of a model, the evaluate command, FIDHistory."""
+
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+
+from split_vae import SplitVAE, data
+from split_vae.cli import main
+from split_vae.evaluation import (FIDHistory, evaluate_model, latent_statistics,
+                                  load_any_model)
+from split_vae.metrics import FeatureExtractor, feature_statistics, frechet_distance
+from split_vae.sampling import mix_images
+
+
+def small_extractor(seed=0):
+    """A random conv net mapping 8x8x3 images to 6 features."""
+    keras.utils.set_random_seed(seed)
+    net = keras.Sequential([keras.Input((8, 8, 3)),
+                            keras.layers.Conv2D(6, 3, activation="tanh"),
+                            keras.layers.GlobalAveragePooling2D()], name="small")
+    return FeatureExtractor(net, name="small")
+
+
+def fd(ext, a, b):
+    return frechet_distance(*feature_statistics(ext.features(a, progress=False)),
+                            *feature_statistics(ext.features(b, progress=False)))
+
+
+@pytest.fixture(scope="module")
+def model():
+    return SplitVAE.from_preset("digits", seed=0)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return (data.load("digits", "test", as_numpy=True, limit=24),
+            data.load("digits", "train", as_numpy=True, limit=24))
+
+
+# ---------------------------------------------------------------------------
+# Latent statistics
+# ---------------------------------------------------------------------------
+def test_latent_statistics_counts_and_variance_law():
+    rng = np.random.default_rng(0)
+    n = 4000
+    # var(z_mean): 1, 0.5, 0.01, 0.001; mean exp(z_log_var): 0.01, 0.5, 0.99, 0.97
+    z_mean = rng.standard_normal((n, 4)) * np.sqrt([1.0, 0.5, 0.01, 0.001])
+    z_log_var = np.tile(np.log([0.01, 0.5, 0.99, 0.97]), (n, 1))
+    s = latent_statistics(z_mean, z_log_var)
+    assert s["latent_dim"] == 4
+    assert s["inactive_by_variance"] == 2 and s["active_by_variance"] == 2
+    assert s["inactive_by_posterior_variance"] == 2
+    np.testing.assert_allclose(s["var_z_mean"], z_mean.var(0), rtol=1e-12)
+    np.testing.assert_allclose(s["mean_exp_z_log_var"], [0.01, 0.5, 0.99, 0.97], rtol=1e-9)
+    np.testing.assert_allclose(s["variance_law"], np.array(s["var_z_mean"]) + [0.01, 0.5,
+                                                                              0.99, 0.97])
+    assert abs(s["variance_law_mean"] - 1.0) < 0.05  # this toy obeys the law
+    json.dumps(s)  # JSON-able
+    with pytest.raises(ValueError, match="shape"):
+        latent_statistics(z_mean, z_log_var[:, :3])
+    with pytest.raises(ValueError, match="NaN"):
+        latent_statistics(np.full((3, 2), np.nan), np.zeros((3, 2)))
+
+
+# ---------------------------------------------------------------------------
+# evaluate_model
+# ---------------------------------------------------------------------------
+def test_evaluate_model_split(model, digits, tmp_path):
+    test, train = digits
+    ext = small_extractor()
+    report, samples = evaluate_model(model, test, train, extractor=ext, n_samples=20,
+                                     gmm_components=3, seed=0, cache_dir=str(tmp_path))
+    fid = report["fid"]
+    for source in ("gen", "gmm"):
+        assert set(fid[source]) == {"x_hat", "x1", "x2", "mix"}
+        parts = samples[source]
+        assert parts["x_hat"].shape == (20,) + model.image_shape
+        # every number is the distance of those very images to the reference
+        for k in ("x_hat", "x1", "x2"):
+            assert fid[source][k] == pytest.approx(fd(ext, parts[k], test), rel=1e-6)
+        # mix from the features of x1 and x2 = mix of the images, measured anew
+        assert fid[source]["mix"] == pytest.approx(
+            fd(ext, mix_images(parts["x1"], parts["x2"]), test), rel=1e-6)
+        assert fid[source]["mix"] != pytest.approx(fid[source]["x1"], rel=1e-6)
+    assert fid["real"] == pytest.approx(fd(ext, test, train), rel=1e-6)
+    rec = model.reconstruct(test)["x_hat"]
+    assert fid["reconstruction"] == pytest.approx(fd(ext, rec, test), rel=1e-6)
+    assert report["model"]["parameters"] == model.count_params()
+    assert report["protocol"]["gmm"]["components"] == 3
+    assert report["protocol"]["n_samples"] == 20
+    assert "not" in report["note"] and "pytorch-fid" in report["note"]
+    assert report["latent"]["latent_dim"] == model.latent_dim
+    # GMM draws come from the mixture fitted on z_mean: same seed, same z
+    again, samples2 = evaluate_model(model, test, train, extractor=ext, n_samples=20,
+                                     gmm_components=3, seed=0, cache_dir=str(tmp_path))
+    np.testing.assert_array_equal(samples["gmm"]["z"], samples2["gmm"]["z"])
+    assert again["fid"] == fid
+    json.dumps(report)
+
+
+def test_evaluate_model_vanilla_reports_x_hat_only(digits, tmp_path):
+    test, _ = digits
+    vanilla = SplitVAE(SplitVAE.from_preset("digits").config.replace(split=False), seed=0)
+    report, samples = evaluate_model(vanilla, test, None, extractor=small_extractor(),
+                                     n_samples=10, gmm_components=2, use_cache=False)
+    assert set(report["fid"]["gen"]) == {"x_hat"} and set(report["fid"]["gmm"]) == {"x_hat"}
+    assert "real" not in report["fid"] and report["model"]["split"] is False
+
+
+def test_evaluate_model_rejects_wrong_images(model):
+    with pytest.raises(ValueError, match="shape"):
+        evaluate_model(model, np.zeros((4, 32, 32, 1), "float32"), extractor=small_extractor())
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        evaluate_model(model, np.full((4, 16, 16, 1), 3.0, "float32"),
+                       extractor=small_extractor())
+
+
+# ---------------------------------------------------------------------------
+# The command
+# ---------------------------------------------------------------------------
+@pytest.fixture()
+def extractor_file(tmp_path):
+    path = str(tmp_path / "small.keras")
+    small_extractor().model.save(path)
+    return path
+
+
+def run_evaluate(tmp_path, *extra, model="digits", out="out"):
+    out = str(tmp_path / out)
+    rc = main(["evaluate", "--model", model, "--dataset", "digits", "--out", out,
+               "--cache-dir", str(tmp_path / "cache"), "--grid", "4", *extra])
+    return rc, out
+
+
+def test_evaluate_command_with_custom_extractor(tmp_path, extractor_file, capsys):
+    with pytest.warns(UserWarning, match="UNTRAINED"):
+        rc, out = run_evaluate(tmp_path, "--samples", "16", "--gmm-components", "2",
+                               "--extractor", extractor_file)
+    assert rc == 0
+    with open(os.path.join(out, "report.json")) as f:
+        report = json.load(f)
+    assert set(report["fid"]["gen"]) == {"x_hat", "x1", "x2", "mix"}
+    assert set(report["fid"]["gmm"]) == {"x_hat", "x1", "x2", "mix"}
+    assert all(np.isfinite(v) and v >= 0 for s in ("gen", "gmm")
+               for v in report["fid"][s].values())
+    assert report["protocol"]["dataset"] == "digits"
+    assert report["protocol"]["n_reference"] == 16
+    assert report["protocol"]["extractor"] == "small.keras"
+    assert report["model"]["parameters"] == SplitVAE.from_preset("digits").count_params()
+    for png in ("generated.png", "samples_gen.png", "samples_gmm.png", "sigma.png"):
+        assert os.path.getsize(os.path.join(out, png)) > 1000
+    printed = capsys.readouterr().out
+    assert "FID GEN" in printed and "not comparable" in printed
+    # reference statistics: test and train entries cached, and reused
+    cache = tmp_path / "cache"
+    assert len(os.listdir(cache)) == 2
+    with pytest.warns(UserWarning, match="UNTRAINED"):
+        rc, out2 = run_evaluate(tmp_path, "--samples", "16", "--gmm-components", "2",
+                                "--extractor", extractor_file, out="out2")
+    with open(os.path.join(out2, "report.json")) as f:
+        assert json.load(f)["fid"] == report["fid"]
+    assert len(os.listdir(cache)) == 2
+
+
+def test_evaluate_command_reads_keras_model_file(tmp_path, extractor_file, model):
+    path = str(tmp_path / "m.keras")
+    model.save(path)
+    rc, out = run_evaluate(tmp_path, "--samples", "12", "--gmm-components", "2",
+                           "--extractor", extractor_file, model=path)
+    assert rc == 0
+    with open(os.path.join(out, "report.json")) as f:
+        report = json.load(f)
+    assert report["model"]["source"].startswith("Keras file")
+    # the loaded model's numbers equal the in-memory model's
+    test = data.load("digits", "test", as_numpy=True, limit=12)
+    direct, _ = evaluate_model(model, test, data.load("digits", "train", as_numpy=True,
+                                                      limit=12),
+                               extractor=FeatureExtractor(keras.saving.load_model(
+                                   extractor_file), name="small.keras"),
+                               n_samples=12, gmm_components=2, use_cache=False)
+    for k in ("x_hat", "x1", "x2", "mix"):
+        assert report["fid"]["gen"][k] == pytest.approx(direct["fid"]["gen"][k], rel=1e-5)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--extractor", "vgg"], "unknown extractor"),
+    (["--samples", "1"], "at least 2"),
+    (["--gmm-components", "0"], "positive"),
+])
+def test_evaluate_command_bad_arguments(tmp_path, capsys, args, message):
+    rc, _ = run_evaluate(tmp_path, *args)
+    assert rc == 2
+    assert message in capsys.readouterr().err
+
+
+def test_model_resolver_errors(tmp_path):
+    with pytest.raises(ValueError, match="cannot read a model"):
+        load_any_model("no_such_preset")
+    with pytest.raises(FileNotFoundError):
+        load_any_model(str(tmp_path / "missing.keras"))
+    with pytest.raises(FileNotFoundError):
+        load_any_model(str(tmp_path / "missing.hdf5"))
+    not_a_vae = str(tmp_path / "ext.keras")
+    small_extractor().model.save(not_a_vae)
+    with pytest.raises(ValueError, match="not a SplitVAE"):
+        load_any_model(not_a_vae)
+
+
+@pytest.mark.slow
+def test_evaluate_command_with_untrained_inception(tmp_path):
+    # The real InceptionV3 pipeline (299x299, 2048 features) without the
+    # ImageNet weights: 8 images per set keep it to a few dozen seconds.
+    with pytest.warns(UserWarning):
+        rc, out = run_evaluate(tmp_path, "--samples", "8", "--gmm-components", "2",
+                               "--extractor", "inception-random", "--batch-size", "8")
+    assert rc == 0
+    with open(os.path.join(out, "report.json")) as f:
+        report = json.load(f)
+    assert report["protocol"]["feature_dim"] == 2048
+    assert report["protocol"]["preprocessing"]["resize"] == [299, 299]
+    assert report["protocol"]["preprocessing"]["value_range"] == [-1.0, 1.0]
+    assert report["protocol"]["extractor"] == "inception-random"
+    assert set(report["fid"]["gmm"]) == {"x_hat", "x1", "x2", "mix"}
+    assert all(np.isfinite(v) for v in report["fid"]["gen"].values())
+
+
+# ---------------------------------------------------------------------------
+# FIDHistory
+# ---------------------------------------------------------------------------
+def test_fid_history_callback(tmp_path, digits):
+    test, train = digits
+    model = SplitVAE.from_preset("digits", seed=0)
+    model.compile()
+    ext = small_extractor()
+    plot = str(tmp_path / "fid.png")
+    cb = FIDHistory(test, every=2, extractor=ext, n_samples=16, plot_path=plot,
+                    use_cache=False, verbose=0)
+    model.fit(train, epochs=4, batch_size=12, callbacks=[cb], verbose=0)
+    assert cb.history["epoch"] == [2, 4]
+    for k in ("x_hat", "x1", "x2"):
+        assert len(cb.history[k]) == 2
+    # the last value is the distance of the final model's fixed-seed samples
+    parts = model.generate(16, seed=0)
+    assert cb.history["x1"][-1] == pytest.approx(fd(ext, parts["x1"], test), rel=1e-5)
+    assert os.path.getsize(plot) > 1000
+    with pytest.raises(ValueError, match="every"):
+        FIDHistory(test, every=0, extractor=ext)
