@@ -259,7 +259,9 @@ def load_any_model(spec: str):
         model = keras.saving.load_model(path, compile=False)
         desc = f"Keras file {path}"
     elif os.path.isdir(path):
-        model = SplitVAE.from_preset(path)
+        from .presets import load_preset_dir
+
+        model = load_preset_dir(path)  # the directory, even if named like a preset
         desc = f"preset directory {path}"
     elif path.endswith((".h5", ".hdf5")):
         if not os.path.isfile(path):

@@ -248,3 +248,29 @@ def test_fid_history_callback(tmp_path, digits):
     assert os.path.getsize(plot) > 1000
     with pytest.raises(ValueError, match="every"):
         FIDHistory(test, every=0, extractor=ext)
+
+
+def test_model_resolver_reads_every_saved_form(tmp_path, monkeypatch, model):
+    from keras2_original import write_checkpoint
+
+    x = data.load("digits", "test", as_numpy=True, limit=4)
+    expected = model.reconstruct(x)["x_hat"]
+    # A preset directory, even one named like a built-in preset.
+    monkeypatch.chdir(tmp_path)
+    model.save_to_preset("digits")
+    loaded, desc = load_any_model("digits")
+    assert "preset directory" in desc
+    np.testing.assert_allclose(loaded.reconstruct(x)["x_hat"], expected, atol=1e-6)
+    # A .keras file.
+    model.save("m.keras")
+    loaded, _ = load_any_model("m.keras")
+    np.testing.assert_allclose(loaded.reconstruct(x)["x_hat"], expected, atol=1e-6)
+    # The authors' Keras 2 format.
+    c = model.config
+    write_checkpoint(tmp_path / "orig.hdf5", image_shape=c.image_shape,
+                     latent_dim=c.latent_dim, base_dim=c.base_dim, emb_dim=c.emb_dim,
+                     kernel_size=c.kernel_size, num_scale=c.num_scale,
+                     block_per_scale=c.block_per_scale,
+                     depth_per_block=c.depth_per_block)
+    loaded, desc = load_any_model("orig.hdf5")
+    assert "legacy" in desc and loaded.config.latent_dim == c.latent_dim
