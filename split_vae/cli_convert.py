@@ -9,6 +9,8 @@ from .config import PRESETS
 
 
 def register(sub) -> None:
+    from .cli import HelpFormatter
+
     p = sub.add_parser(
         "convert-legacy",
         help="convert a Keras 2 .hdf5 checkpoint of the original code to a preset directory",
@@ -18,7 +20,7 @@ def register(sub) -> None:
                     "config.json, model.weights.h5 and metadata.json, which "
                     "SplitVAE.from_preset(OUT_DIR) loads. gamma is set to 1 (the file has "
                     "none): call model.estimate_gamma(images) before training further.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=HelpFormatter)
     p.add_argument("input", metavar="IN.hdf5", help="Keras 2 HDF5 checkpoint")
     p.add_argument("output", metavar="OUT_DIR", help="preset directory to write")
     p.add_argument("--preset", default=None, choices=sorted(PRESETS),

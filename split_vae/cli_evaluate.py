@@ -14,6 +14,8 @@ import sys
 
 
 def register(subparsers) -> None:
+    from .cli import HelpFormatter
+
     p = subparsers.add_parser(
         "evaluate", help="FID (GEN, GMM; x_hat, x1, x2, mix), latent statistics, figures",
         description="Evaluate a model as the paper's tables do: FID of samples from "
@@ -23,7 +25,7 @@ def register(subparsers) -> None:
                     "inactive latent variables. With --extractor inception the "
                     "numbers are Keras InceptionV3 FIDs, NOT comparable with "
                     "pytorch-fid, clean-fid or TTUR.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=HelpFormatter)
     p.add_argument("--model", required=True,
                    help="a .keras file, a preset directory, a legacy .h5/.hdf5 file, "
                         "or a built-in preset name (untrained)")

@@ -12,6 +12,8 @@ from .config import SplitVAEConfig, get_preset, PRESETS
 
 
 def register(sub) -> None:
+    from .cli import HelpFormatter
+
     p = sub.add_parser(
         "train", help="train a Split VAE and write checkpoints, history and figures",
         description="Train a Split VAE preset with the paper's loss and KL balance. "
@@ -20,7 +22,7 @@ def register(sub) -> None:
                     "OUT/model.keras at the end, and the figures OUT/generated.png "
                     "and OUT/reconstructed.png (rows: sigma, x1, x2, x_hat). Run it "
                     "again with the same --out to resume where it stopped.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=HelpFormatter)
     p.add_argument("--preset", default="digits", choices=sorted(PRESETS),
                    help="hyperparameters to start from")
     p.add_argument("--dataset", default=None,
