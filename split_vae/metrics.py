@@ -29,6 +29,8 @@ import warnings
 
 import numpy as np
 
+from .training import pixel_values
+
 # Bumped whenever the way statistics are computed changes: old cache entries
 # then simply stop matching.
 STATS_FORMAT = 1
@@ -354,15 +356,7 @@ def check_images(images, name: str = "images") -> np.ndarray:
         raise ValueError(f"{name} must have shape (N, H, W, 1 or 3), received {x.shape}")
     if len(x) == 0:
         raise ValueError(f"{name} is empty")
-    if x.dtype == np.uint8:
-        return x.astype("float32") / 255.0
-    x = x.astype("float32", copy=False)
-    if not np.isfinite(x).all():
-        raise ValueError(f"{name} contain NaN or inf")
-    lo, hi = float(x.min()), float(x.max())
-    if lo < 0.0 or hi > 1.0:
-        raise ValueError(f"{name} must lie in [0, 1], received values in [{lo:g}, {hi:g}]")
-    return x
+    return pixel_values(x, name)
 
 
 def inception_extractor(weights: str | None = "imagenet", size: int = 299,

@@ -18,6 +18,8 @@ import warnings
 import keras
 import numpy as np
 
+from .config import is_valid_image_size
+
 
 # ---------------------------------------------------------------------------
 # Input checks
@@ -39,7 +41,7 @@ def validate_images(x: np.ndarray, image_shape, name: str = "images") -> np.ndar
     if len(x) == 0:
         raise ValueError(f"{name} is empty (shape {x.shape})")
     h, w, c = x.shape[1:]
-    if h != w or not _is_pow2_times4(h):
+    if h != w or not is_valid_image_size(h):
         raise ValueError(
             f"{name} are {h}x{w}, but the Split VAE needs square images of side "
             f"4 * 2**k (e.g. 16, 32, 64); pad or resize them (the paper pads "
@@ -50,9 +52,19 @@ def validate_images(x: np.ndarray, image_shape, name: str = "images") -> np.ndar
     if c != image_shape[2]:
         raise ValueError(
             f"{name} have {c} channel(s) but the model expects {image_shape[2]}")
+    return pixel_values(x, name, announce_uint8=True)
+
+
+def pixel_values(x: np.ndarray, name: str = "images", announce_uint8: bool = False) -> np.ndarray:
+    """float32 pixels in [0, 1]: uint8 scaled by 1/255, others checked.
+
+    ValueError for a non-numeric dtype, NaN/inf (naming the first index) and
+    values outside [0, 1]. Shapes are the caller's business.
+    """
     if x.dtype == np.uint8:
-        print(f"[split_vae] {name}: uint8 data scaled to [0, 1] by 1/255")
-        return (x.astype("float32") / 255.0)
+        if announce_uint8:
+            print(f"[split_vae] {name}: uint8 data scaled to [0, 1] by 1/255")
+        return x.astype("float32") / 255.0
     if not np.issubdtype(x.dtype, np.floating) and not np.issubdtype(x.dtype, np.integer):
         raise ValueError(f"{name} must be numeric, received dtype {x.dtype}")
     x = x.astype("float32", copy=False)
@@ -68,10 +80,6 @@ def validate_images(x: np.ndarray, image_shape, name: str = "images") -> np.ndar
             f"{name} must lie in [0, 1] (the decoder ends in a sigmoid), "
             f"received values in [{lo:g}, {hi:g}]; divide by 255 if they are pixels")
     return x
-
-
-def _is_pow2_times4(side: int) -> bool:
-    return side >= 4 and side % 4 == 0 and (side // 4) & (side // 4 - 1) == 0
 
 
 def check_dataset(ds, image_shape):
