@@ -120,7 +120,7 @@ def cells_for(name: str, spec: dict):
              '    callbacks.append(FIDHistory(test[:1000], every=10, extractor=EXTRACTOR,\n'
              '                                n_samples=1000, plot_path=os.path.join(OUT, "fid.png")))\n'
              'history = model.fit(train, epochs=config.epochs, callbacks=callbacks,\n'
-             '                    verbose=2 if MODE == "smoke" else 1)'),
+             '                    verbose=1 if MODE == "paper" else 2)  # 2: a line per epoch'),
         code('fig, axes = plt.subplots(1, 3, figsize=(12, 3))\n'
              'for ax, key in zip(axes, ("loss", "mse", "gamma")):\n'
              '    ax.plot(history.history[key], marker="o")\n'

@@ -372,8 +372,6 @@ class FIDHistory(keras.callbacks.Callback):
 
     def plot(self, path: str | None = None):
         """Distance against epoch for x_hat, x1, x2; returns the Figure."""
-        import matplotlib
-        matplotlib.use("Agg", force=False)
         import matplotlib.pyplot as plt
 
         from .plotting import save_figure

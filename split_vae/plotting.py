@@ -1,4 +1,9 @@
-"""Figures laid out as the paper's: rows sigma, x1, x2, x_hat (Figures 1-4)."""
+"""Figures laid out as the paper's: rows sigma, x1, x2, x_hat (Figures 1-4).
+
+No backend is forced: in a notebook the figures show inline, and without a
+display matplotlib falls back to Agg by itself. A figure written to a path is
+closed; one returned without a path stays open for the notebook to show.
+"""
 
 from __future__ import annotations
 
@@ -26,8 +31,6 @@ def plot_split_grid(parts: dict, path: str | None = None, n: int = 10,
     Returns:
         the matplotlib Figure.
     """
-    import matplotlib
-    matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
     rows = [("input", inputs)] if inputs is not None else []
@@ -61,8 +64,6 @@ def plot_split_grid(parts: dict, path: str | None = None, n: int = 10,
 def plot_square_grid(images: np.ndarray, path: str | None = None, side: int = 10,
                      title: str | None = None):
     """A side x side mosaic of images (e.g. samples, or sigma maps)."""
-    import matplotlib
-    matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
     images = np.asarray(images)
