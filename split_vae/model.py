@@ -277,8 +277,11 @@ class SplitVAE(keras.Model):
 
     # --- loss and metrics (every backend) ------------------------------
     def _terms(self, x, y_pred):
-        # fit() passes the dict of call(training=True); evaluate() passes
-        # x_hat alone, so the latent statistics are recomputed (no sampling).
+        # fit() passes the dict of call(training=True); evaluate() and
+        # validation pass x_hat alone (Keras calls the model with
+        # training=False there, as predict does), so the latent statistics
+        # are recomputed here, without sampling: evaluation costs two extra
+        # forward passes, training none.
         if not isinstance(y_pred, dict):
             y_pred = self._forward(x, training=False)
         gamma = ops.convert_to_tensor(self.gamma)
@@ -309,7 +312,7 @@ class SplitVAE(keras.Model):
             optimizer = keras.optimizers.Adam(learning_rate=self.config.learning_rate)
         if kwargs.get("loss") is not None:
             raise ValueError(
-                "SplitVAE computes its own loss (DESIGN.md); do not pass loss= "
+                "SplitVAE computes its own loss (the VAE loss on x_hat); do not pass loss= "
                 f"to compile, received {kwargs['loss']!r}")
         super().compile(optimizer=optimizer, **kwargs)
 
@@ -332,11 +335,11 @@ class SplitVAE(keras.Model):
 
         if x is None:
             raise ValueError("fit() needs images: x=None received")
-        if isinstance(x, np.ndarray) or hasattr(x, "__array__") and not hasattr(x, "element_spec"):
-            x = validate_images(np.asarray(x), self.image_shape)
-        elif hasattr(x, "element_spec"):
+        if hasattr(x, "element_spec"):  # a tf.data.Dataset
             x = check_dataset(x, self.image_shape)
             kwargs.setdefault("shuffle", False)  # a dataset shuffles itself
+        elif hasattr(x, "__array__"):  # numpy arrays and array-likes
+            x = validate_images(np.asarray(x), self.image_shape)
         if y is not None:
             raise ValueError("a VAE trains on images alone: pass fit(images), not fit(x, y)")
         if kwargs.get("validation_data") is not None:
