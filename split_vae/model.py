@@ -349,11 +349,12 @@ class SplitVAE(keras.Model):
         return super().fit(x, None, *args, **kwargs)
 
     # --- public API ---------------------------------------------------
-    def encode(self, x, batch_size: int = 256):
+    def encode(self, x, batch_size: int = 256, progress: bool = False,
+               desc: str = "encode"):
         """(z_mean, z_log_var) of images, deterministic (inference mode).
 
-        Numpy in, numpy out (in batches of batch_size); a backend tensor in,
-        tensors out.
+        Numpy in, numpy out (in batches of batch_size, with a progress bar if
+        progress=True); a backend tensor in, tensors out.
         """
         if ops.is_tensor(x):
             _, _, z_mean, z_log_var = self.latent(self.encoder(x, training=False))
@@ -362,7 +363,7 @@ class SplitVAE(keras.Model):
         self._check_shape(x)
         encoder = _inference_models(self)["encode"]
         means, logvars = [], []
-        for i in range(0, len(x), batch_size):
+        for i in _batches(len(x), batch_size, progress, desc):
             m, v = encoder.predict_on_batch(x[i:i + batch_size])
             means.append(ops.convert_to_numpy(m))
             logvars.append(ops.convert_to_numpy(v))
@@ -372,8 +373,13 @@ class SplitVAE(keras.Model):
         """The Dense that maps latent vectors back to embeddings."""
         return self.latent.get_layer("to_embedding")(z, training=training)
 
-    def decode(self, z, batch_size: int = 256) -> dict:
-        """Latent vectors -> dict of sigma, x1, x2, x_hat (x_hat alone if vanilla)."""
+    def decode(self, z, batch_size: int = 256, progress: bool = False,
+               desc: str = "decode") -> dict:
+        """Latent vectors -> dict of sigma, x1, x2, x_hat (x_hat alone if vanilla).
+
+        Numpy in, numpy out (batched, optional progress bar); tensors in,
+        tensors out.
+        """
         if ops.is_tensor(z):
             return self._decode_embedding(self.embed_latent(z))
         z = np.asarray(z, dtype="float32")
@@ -386,7 +392,7 @@ class SplitVAE(keras.Model):
             {k: ops.convert_to_numpy(v) for k, v in split_output(
                 decoder.predict_on_batch(z[i:i + batch_size]), self.config.channels,
                 self.config.split).items()}
-            for i in range(0, len(z), batch_size)
+            for i in _batches(len(z), batch_size, progress, desc)
         ]
         return _stack_dicts(parts, self._part_shapes())
 
@@ -507,6 +513,23 @@ def _inference_models(model: SplitVAE) -> dict:
         _INFERENCE[model] = {"encode": keras.Model(x, [z_mean, z_log_var]),
                              "decode": keras.Model(z, decoded)}
     return _INFERENCE[model]
+
+
+def _batches(n: int, batch_size: int, progress: bool, desc: str):
+    """Start indices of the batches of n items, under a tqdm bar if progress."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
+            or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, received {batch_size!r}")
+    starts = range(0, n, int(batch_size))
+    if not progress:
+        yield from starts
+        return
+    from tqdm.auto import tqdm
+
+    with tqdm(total=n, desc=desc, unit="img", leave=False) as bar:
+        for i in starts:
+            yield i
+            bar.update(min(int(batch_size), n - i))
 
 
 def _concat(arrays, empty_shape):

@@ -89,38 +89,15 @@ def sample_gmm(gmm, n: int, seed: int | None = 0) -> np.ndarray:
 
 def decode_batched(model, z, batch_size: int = 256, desc: str = "decode",
                    progress: bool = True) -> dict:
-    """model.decode(z) in chunks, with a progress bar (10,000 codes take a while)."""
-    from tqdm.auto import tqdm
-
-    z = np.asarray(z, dtype="float32")
-    chunk = max(int(batch_size), 1) * 4
-    parts = []
-    with tqdm(total=len(z), desc=desc, unit="img", disable=not progress, leave=False) as bar:
-        for i in range(0, len(z), chunk):
-            parts.append(model.decode(z[i:i + chunk], batch_size=batch_size))
-            bar.update(len(z[i:i + chunk]))
-    if not parts:
-        return model.decode(z, batch_size=batch_size)
-    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    """model.decode(z) with a progress bar (10,000 codes take a while)."""
+    return model.decode(np.asarray(z, dtype="float32"), batch_size=batch_size,
+                        progress=progress, desc=desc)
 
 
 def encode_batched(model, images, batch_size: int = 256, desc: str = "encode",
                    progress: bool = True):
-    """model.encode(images) in chunks, with a progress bar: (z_mean, z_log_var)."""
-    from tqdm.auto import tqdm
-
-    chunk = max(int(batch_size), 1) * 4
-    means, logvars = [], []
-    with tqdm(total=len(images), desc=desc, unit="img", disable=not progress,
-              leave=False) as bar:
-        for i in range(0, len(images), chunk):
-            m, v = model.encode(images[i:i + chunk], batch_size=batch_size)
-            means.append(m)
-            logvars.append(v)
-            bar.update(len(m))
-    if not means:
-        return model.encode(images, batch_size=batch_size)
-    return np.concatenate(means), np.concatenate(logvars)
+    """model.encode(images) with a progress bar: (z_mean, z_log_var)."""
+    return model.encode(images, batch_size=batch_size, progress=progress, desc=desc)
 
 
 def prior_generate(model, n: int, seed: int | None = 0, batch_size: int = 256,

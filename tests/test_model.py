@@ -182,3 +182,16 @@ def test_decode_rejects_wrong_latent_shape(model):
         model.decode(np.zeros((2, 5)))
     with pytest.raises(ValueError, match="expected images of shape"):
         model.encode(np.zeros((2, 8, 8, 1)))
+
+
+def test_batched_inference_does_not_depend_on_batch_size_or_progress(model):
+    x = tiny_images(7)
+    a = model.encode(x, batch_size=7)
+    b = model.encode(x, batch_size=3, progress=True)
+    np.testing.assert_allclose(a[0], b[0], atol=1e-6)
+    np.testing.assert_allclose(a[1], b[1], atol=1e-6)
+    d1 = model.decode(a[0], batch_size=2, progress=True)
+    d2 = model.decode(a[0])
+    np.testing.assert_allclose(d1["x_hat"], d2["x_hat"], atol=1e-6)
+    with pytest.raises(ValueError, match="batch_size"):
+        model.encode(x, batch_size=0)
