@@ -274,7 +274,8 @@ class HistoryWriter(keras.callbacks.Callback):
         self.rows.append(row)
         keys = list(dict.fromkeys(k for r in self.rows for k in r))
         lines = [",".join(keys)]
-        lines += [",".join(repr(r.get(k, "")) if k != "epoch" else str(r[k]) for k in keys)
+        lines += [",".join(str(r[k]) if k == "epoch" else repr(r[k]) if k in r else ""
+                           for k in keys)
                   for r in self.rows]
         atomic_write_text(self.path, "\n".join(lines) + "\n")
         atomic_write_text(self.json_path, json.dumps(self.rows, indent=1))

@@ -226,3 +226,237 @@ def test_fit_rejects_targets():
     x = tiny_images(8)
     with pytest.raises(ValueError, match="images alone"):
         fresh().fit(x, x, epochs=1, verbose=0)
+
+
+# ---------------------------------------------------------------------------
+# The balance against an independent recomputation of every batch
+# ---------------------------------------------------------------------------
+def frozen(seed=0, **changes):
+    """A model whose training step changes nothing that the loss reads.
+
+    Learning rate 0 keeps the weights; a z_log_var layer fixed at -40 makes
+    the sampling noise exp(-20) ~ 2e-9, so a batch's training-mode forward
+    pass (BatchNorm on batch statistics) can be recomputed exactly outside
+    fit.
+    """
+    keras.utils.set_random_seed(seed)
+    m = SplitVAE(tiny_config(**changes), seed=seed)
+    zlv = m.latent.get_layer("z_log_var")
+    zlv.kernel.assign(np.zeros(zlv.kernel.shape, "float32"))
+    zlv.bias.assign(np.full(zlv.bias.shape, -40.0, "float32"))
+    m.compile(optimizer=keras.optimizers.SGD(learning_rate=0.0))
+    return m
+
+
+def batch_terms(m, x):
+    """(mse, mean KL) of one batch, numpy, from a training-mode forward pass."""
+    out = m(x, training=True)
+    xh = keras.ops.convert_to_numpy(out["x_hat"]).astype("float64")
+    mu = keras.ops.convert_to_numpy(out["z_mean"]).astype("float64")
+    lv = keras.ops.convert_to_numpy(out["z_log_var"]).astype("float64")
+    kl = 0.5 * np.sum(mu ** 2 + np.exp(lv) - 1 - lv, axis=1)
+    return float(np.mean((x - xh) ** 2)), float(np.mean(kl))
+
+
+class LogsPerBatch(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.logs = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.logs.append(dict(logs, model_gamma=float(self.model.gamma.numpy()),
+                              model_running=float(self.model.mse_running.numpy())))
+
+
+def per_batch_losses(logged, batches_per_epoch):
+    """Keras logs the epoch's running mean of the loss: undo the mean."""
+    out = []
+    for e in range(len(logged) // batches_per_epoch):
+        means = [r["loss"] for r in logged[e * batches_per_epoch:(e + 1) * batches_per_epoch]]
+        out += [means[0]] + [(t + 1) * means[t] - t * means[t - 1] for t in range(1, len(means))]
+    return out
+
+
+@pytest.mark.parametrize("decay", [0.99, 0.9])
+def test_balance_min_clips_gamma_and_loss_of_batch_t_uses_gamma_after_t_minus_1(decay):
+    # Images sorted by brightness: every batch has its own MSE, so the last
+    # batch's value and the epoch's mean differ.
+    x = tiny_images(80, seed=3)
+    x = x[np.argsort(x.reshape(len(x), -1).sum(axis=1))]
+    bs, nb, beta = 16, 5, 1.5
+    probe = frozen(beta=beta)
+    mse, kl = zip(*(batch_terms(probe, x[i * bs:(i + 1) * bs]) for i in range(nb)))
+    mse, kl = np.array(mse * 2), np.array(kl * 2)          # two epochs, same batches
+    assert mse.max() - mse.min() > 0.1 * mse.mean()        # batches do differ
+    # The running mean from 1.0 only falls here; gamma0 is chosen between its
+    # values, so the min clips gamma for the first batches and then lets go.
+    running = [1.0]
+    for v in mse:
+        running.append(decay * running[-1] + (1 - decay) * v)
+    gamma0 = running[4]
+    gammas = [gamma0]
+    for r in running[1:]:
+        gammas.append(min(gammas[-1], r))
+    assert gammas[1] == gamma0 and gammas[-1] < gamma0      # both sides of the min act
+
+    m = frozen(beta=beta)
+    m.gamma.assign(gamma0)
+    logs = LogsPerBatch()
+    m.fit(x, epochs=2, batch_size=bs, shuffle=False, verbose=0,
+          callbacks=[GammaBalance(decay=decay), logs])
+    assert len(logs.logs) == 2 * nb
+    got_mse = [r["batch_mse"] for r in logs.logs]
+    np.testing.assert_allclose(got_mse, mse, rtol=1e-4)     # the last batch's, not a mean
+    np.testing.assert_allclose([r["model_running"] for r in logs.logs], running[1:], rtol=1e-5)
+    np.testing.assert_allclose([r["model_gamma"] for r in logs.logs], gammas[1:], rtol=1e-5)
+    # Batch t is trained with the gamma left by batch t-1, and logs it.
+    np.testing.assert_allclose([r["gamma"] for r in logs.logs], gammas[:-1], rtol=1e-5)
+    n_pix = np.prod(x.shape[1:])
+    expected = 0.5 * n_pix * mse / np.array(gammas[:-1]) + beta * kl
+    np.testing.assert_allclose(per_batch_losses(logs.logs, nb), expected, rtol=2e-4)
+
+
+def test_balance_decay_range_is_checked():
+    for bad in (1.0, -0.1, 1.5):
+        with pytest.raises(ValueError, match="decay"):
+            GammaBalance(decay=bad)
+    GammaBalance(decay=0.0)
+
+
+def test_balance_keeps_the_last_gamma_on_a_non_finite_mse():
+    m = fresh()
+    m.gamma.assign(0.3)
+    m.mse_running.assign(0.4)
+    cb = GammaBalance(decay=0.5)
+    cb.set_model(m)
+    cb.on_train_begin()
+    cb.on_train_batch_end(0, {"batch_mse": 0.1})            # running 0.25, gamma 0.25
+    for bad in (float("nan"), float("inf")):
+        cb.on_train_batch_end(1, {"batch_mse": bad})
+        assert float(m.gamma.numpy()) == pytest.approx(0.25)
+        assert float(m.mse_running.numpy()) == pytest.approx(0.25)
+    cb.on_train_batch_end(2, {"batch_mse": 0.05})           # continues from 0.25
+    assert float(m.mse_running.numpy()) == pytest.approx(0.15)
+    assert float(m.gamma.numpy()) == pytest.approx(0.15)
+    with pytest.raises(RuntimeError, match="batch_mse"):
+        cb.on_train_batch_end(3, {"loss": 1.0})
+
+
+def numpy_eval_loss(m, x):
+    """The loss of model.evaluate, from inference-mode outputs (no sampling)."""
+    xh = keras.ops.convert_to_numpy(m(x)).astype("float64")
+    mu, lv = (a.astype("float64") for a in m.encode(x))
+    rec = 0.5 * np.sum((x - xh) ** 2, axis=(1, 2, 3))
+    kl = 0.5 * np.sum(mu ** 2 + np.exp(lv) - 1 - lv, axis=1)
+    g, beta = float(m.gamma.numpy()), m.config.beta
+    return float(np.mean(rec / g + beta * kl)), float(np.mean((x - xh) ** 2)), float(np.mean(kl))
+
+
+def test_evaluate_and_validation_compute_the_loss_without_sampling():
+    m = fresh(beta=2.0)
+    m.gamma.assign(0.07)
+    x, v = tiny_images(64), tiny_images(24, seed=5)
+    h = m.fit(x, epochs=1, batch_size=32, verbose=0, validation_data=v,
+              validation_batch_size=24)
+    loss, mse, kl = numpy_eval_loss(m, v)
+    assert h.history["val_loss"][-1] == pytest.approx(loss, rel=1e-4)
+    assert h.history["val_mse"][-1] == pytest.approx(mse, rel=1e-4)
+    r = m.evaluate(v, batch_size=24, verbose=0, return_dict=True)
+    assert r["loss"] == pytest.approx(loss, rel=1e-4)
+    assert r["mse"] == pytest.approx(mse, rel=1e-4)
+    assert r["kl"] == pytest.approx(kl, rel=1e-4)
+    assert r["gamma"] == pytest.approx(0.07) and r["kl_weight"] == pytest.approx(0.14)
+    # twice the same: no sampling noise in evaluation
+    assert m.evaluate(v, batch_size=24, verbose=0)[0] == pytest.approx(r["loss"], rel=1e-6)
+
+
+def test_estimate_gamma_sets_gamma_to_the_reconstruction_mse():
+    m = fresh()
+    m.fit(tiny_images(64), epochs=1, batch_size=32, verbose=0)
+    x = tiny_images(40, seed=4)
+    xh = keras.ops.convert_to_numpy(m(x)).astype("float64")
+    expected = float(np.mean((x - xh) ** 2))
+    assert 0 < expected < 0.5
+    got = m.estimate_gamma(x, batch_size=16)
+    assert got == pytest.approx(expected, rel=1e-5)
+    assert float(m.gamma.numpy()) == pytest.approx(expected, rel=1e-5)
+    assert float(m.mse_running.numpy()) == pytest.approx(expected, rel=1e-5)
+    # uint8 pixels are scaled by 1/255 first
+    x8 = np.rint(x * 255).astype("uint8")
+    xh8 = keras.ops.convert_to_numpy(m(x8.astype("float32") / 255)).astype("float64")
+    assert m.estimate_gamma(x8) == pytest.approx(
+        float(np.mean((x8 / 255.0 - xh8) ** 2)), rel=1e-5)
+
+
+def test_dataset_of_image_label_tuples_trains_on_the_images():
+    import tensorflow as tf
+
+    x = tiny_images(64)
+    labels = np.arange(64, dtype="float32")
+    a, b = fresh(seed=2), fresh(seed=2)
+    a.fit(tf.data.Dataset.from_tensor_slices(x).batch(32), epochs=1, verbose=0)
+    b.fit(tf.data.Dataset.from_tensor_slices((x, labels)).batch(32), epochs=1, verbose=0)
+    for w1, w2 in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_allclose(w1, w2, rtol=1e-5, atol=1e-6)
+
+
+def test_checkpoint_every_n_epochs_and_only_when_finite(tmp_path):
+    ckpt = str(tmp_path / "ck.keras")
+    m = fresh()
+    cb = AtomicCheckpoint(ckpt, every=2)
+    cb.set_model(m)
+    cb.on_epoch_end(0, {"loss": 1.0})
+    assert not os.path.exists(ckpt)
+    m.gamma.assign(0.5)
+    cb.on_epoch_end(1, {"loss": 2.0})
+    assert read_checkpoint_state(ckpt) == {"epoch": 2, "gamma": 0.5, "loss": 2.0}
+    m.gamma.assign(0.25)
+    cb.on_epoch_end(2, {"loss": 3.0})                       # not a multiple of 2
+    cb.on_epoch_end(3, {"loss": float("nan")})              # a multiple, but NaN
+    assert read_checkpoint_state(ckpt)["epoch"] == 2
+    assert float(keras.saving.load_model(ckpt).gamma.numpy()) == 0.5
+    cb.on_epoch_end(5, {"loss": 4.0})
+    assert read_checkpoint_state(ckpt)["epoch"] == 6
+    with pytest.raises(ValueError, match=".keras"):
+        AtomicCheckpoint(str(tmp_path / "ck.h5"))
+
+
+def test_history_writer_rows_and_resume(tmp_path):
+    import csv
+    import json
+
+    from split_vae.training import HistoryWriter
+
+    path = str(tmp_path / "history.csv")
+    first = HistoryWriter(path)
+    for epoch in range(3):
+        first.on_epoch_begin(epoch)
+        first.on_epoch_end(epoch, {"loss": 10.0 - epoch, "gamma": 0.5 ** epoch})
+    # A run resumed after epoch 1 (0-based: it starts at 1) replaces epochs 1 and 2.
+    again = HistoryWriter(path)
+    again.on_epoch_begin(1)
+    again.on_epoch_end(1, {"loss": 42.0, "gamma": 0.125, "kl": 3.0})
+    rows = json.load(open(str(tmp_path / "history.json")))
+    assert [r["epoch"] for r in rows] == [0, 1]
+    assert rows[0] == {"epoch": 0, "gamma": 1.0, "loss": 10.0}
+    assert rows[1] == {"epoch": 1, "gamma": 0.125, "kl": 3.0, "loss": 42.0}
+    with open(path) as f:
+        table = list(csv.DictReader(f))
+    assert [r["epoch"] for r in table] == ["0", "1"]
+    assert float(table[1]["loss"]) == 42.0 and float(table[1]["kl"]) == 3.0
+    assert table[0]["kl"] == ""                             # a missing value is empty
+
+
+def test_history_writer_during_fit_matches_the_history(tmp_path):
+    import json
+
+    from split_vae.training import HistoryWriter
+
+    m = fresh()
+    path = str(tmp_path / "h.csv")
+    h = m.fit(tiny_images(64), epochs=2, batch_size=32, verbose=0,
+              callbacks=[GammaBalance(), HistoryWriter(path)])
+    rows = json.load(open(str(tmp_path / "h.json")))
+    assert [r["epoch"] for r in rows] == [0, 1]
+    for key, values in h.history.items():
+        assert [r[key] for r in rows] == pytest.approx(values, rel=1e-6), key
