@@ -123,6 +123,22 @@ def test_prior_generate(model):
     assert not np.array_equal(a["z"], prior_generate(model, 5, seed=2)["z"])
 
 
+def test_prior_generate_draws_from_n_0_i(model):
+    # A statistic of the draw (and the documented generator), not a second
+    # call of the same code: mean 0, covariance I, normal marginals.
+    from scipy import stats
+
+    n = 4000
+    z = prior_generate(model, n, seed=3, progress=False)["z"]
+    np.testing.assert_array_equal(
+        z, np.random.default_rng(3).standard_normal((n, model.latent_dim)).astype("float32"))
+    z = z.astype("float64")
+    assert np.abs(z.mean(axis=0)).max() < 4 / np.sqrt(n)
+    np.testing.assert_allclose(np.cov(z.T), np.eye(model.latent_dim), atol=0.08)
+    for j in range(model.latent_dim):
+        assert stats.kstest(z[:, j], "norm").pvalue > 1e-4
+
+
 @pytest.mark.parametrize("n", [6, 7])
 def test_mix_takes_x1_first_half_x2_second(n):
     x1 = np.arange(n, dtype="float32")[:, None, None, None] + np.zeros((1, 2, 2, 1), "float32")
