@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -64,20 +65,125 @@ def test_train_writes_everything_and_resumes(tmp_path):
     assert proc.returncode == 2 and "another configuration" in proc.stderr
 
 
-def test_vanilla_run_draws_the_x_hat_row_only(tmp_path):
-    out = str(tmp_path / "v")
-    cli("train", *TINY, "--vanilla", "--epochs", "1", "--out", out)
-    assert json.load(open(os.path.join(out, "config.json")))["split"] is False
-    assert os.path.getsize(os.path.join(out, "generated.png")) > 0
+def run_train(out, *args, base=TINY):
+    """`python -m split_vae train` in this process (the entry point is tested above)."""
+    from split_vae.cli import main
+
+    return main(["train", *base, *args, "--verbose", "0", "--out", str(out)])
 
 
-def test_help_documents_every_option():
-    text = cli("train", "--help").stdout
+@pytest.fixture()
+def figures(monkeypatch):
+    """Records what each figure of the train command is asked to draw."""
+    import split_vae.plotting
+
+    calls = []
+    real = split_vae.plotting.plot_split_grid
+
+    def record(parts, path=None, n=10, inputs=None, title=None):
+        calls.append({"parts": parts, "inputs": inputs, "n": n,
+                      "name": os.path.basename(path)})
+        return real(parts, path, n=n, inputs=inputs, title=title)
+
+    monkeypatch.setattr(split_vae.plotting, "plot_split_grid", record)
+    return calls
+
+
+def load(out, name="model.keras"):
+    import keras
+
+    import split_vae  # noqa: F401  (registers SplitVAE for load_model)
+
+    return keras.saving.load_model(os.path.join(out, name))
+
+
+def test_vanilla_run_draws_the_x_hat_row_only(tmp_path, figures):
+    from split_vae import data
+
+    out = tmp_path / "v"
+    assert run_train(out, "--vanilla", "--epochs", "1", "--seed", "3") == 0
+    assert json.load(open(out / "config.json"))["split"] is False
+    model = load(out)
+    assert model.decoder.output.shape[-1] == 1
+    gen, rec = figures
+    assert gen["name"] == "generated.png" and set(gen["parts"]) == {"x_hat", "z"}
+    # generated from the prior with the run's seed; the test images on top
+    np.testing.assert_array_equal(
+        gen["parts"]["z"], np.random.default_rng(3).standard_normal((4, 4)).astype("float32"))
+    test = data.load("digits", "test", as_numpy=True, limit=4)
+    assert rec["name"] == "reconstructed.png"
+    np.testing.assert_array_equal(rec["inputs"], test)
+    np.testing.assert_allclose(rec["parts"]["x_hat"], model.reconstruct(test)["x_hat"],
+                               atol=1e-6)
+    assert os.path.getsize(out / "generated.png") > 0
+
+
+def test_balance_resume_and_no_resume_have_their_effect(tmp_path):
+    out = tmp_path / "b"
+    assert run_train(out, "--epochs", "1") == 0
+    first = load(out, "checkpoint.keras")
+    assert float(first.gamma.numpy()) < 1.0                    # the balance ran
+    assert run_train(out, "--epochs", "2") == 0                # resumes after epoch 1
+    second = load(out, "checkpoint.keras")
+    assert int(second.optimizer.iterations.numpy()) == 6
+    assert [r["epoch"] for r in history_rows(out)] == ["0", "1"]
+    assert float(second.gamma.numpy()) <= float(first.gamma.numpy())
+    assert run_train(out, "--epochs", "1", "--no-resume", "--no-balance") == 0
+    fresh = load(out, "checkpoint.keras")
+    assert int(fresh.optimizer.iterations.numpy()) == 3        # started afresh
+    assert float(fresh.gamma.numpy()) == 1.0                   # gamma left alone
+    rows = history_rows(out)
+    assert [r["epoch"] for r in rows] == ["0"] and float(rows[0]["gamma"]) == 1.0
+
+
+def test_seed_fixes_the_run(tmp_path):
+    for name, seed in (("a", 1), ("b", 1), ("c", 2)):
+        assert run_train(tmp_path / name, "--epochs", "1", "--seed", str(seed)) == 0
+    a, b, c = (load(tmp_path / n) for n in "abc")
+    # Same seed: the same run, up to CPU threads' summation order (1e-5 seen).
+    for w1, w2 in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_allclose(w1, w2, rtol=1e-3, atol=1e-4)
+    assert max(np.abs(w1 - w2).max() for w1, w2 in zip(a.get_weights(), c.get_weights())) > 0.05
+
+
+def test_beta_learning_rate_and_latent_dim_reach_the_model(tmp_path):
+    base = [a for a in TINY if a != "latent_dim=4"]
+    base = base[:-1] if base[-1] == "--set" else base
+    out = tmp_path / "o"
+    assert run_train(out, "--epochs", "1", "--beta", "2.5", "--learning-rate", "0.003",
+                     "--latent-dim", "3", base=base) == 0
+    model = load(out)
+    assert model.config.beta == 2.5 and model.latent_dim == 3
+    assert model.latent.get_layer("z_mean").kernel.shape[-1] == 3
+    assert float(keras_value(model.optimizer.learning_rate)) == pytest.approx(0.003)
+    row = history_rows(out)[0]
+    assert float(row["kl_weight"]) == pytest.approx(2.5 * float(row["gamma"]), rel=1e-5)
+
+
+def keras_value(v):
+    import keras
+
+    return keras.ops.convert_to_numpy(v)
+
+
+def test_help_documents_every_option(capsys):
+    from split_vae.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["train", "--help"])
+    assert e.value.code == 0
+    text = capsys.readouterr().out
     for flag in ("--preset", "--dataset", "--data-dir", "--out", "--epochs", "--batch-size",
                  "--learning-rate", "--beta", "--latent-dim", "--vanilla", "--set", "--limit",
                  "--seed", "--no-resume", "--no-balance", "--samples", "--verbose"):
         assert flag in text, flag
-    assert "train" in cli("--help").stdout
+
+
+def test_entry_point_lists_every_command():
+    # The real `python -m split_vae` entry point, once, in a process of its own.
+    text = cli("--help").stdout
+    for command in ("train", "evaluate", "convert-legacy"):
+        assert command in text, command
 
 
 @pytest.mark.parametrize("args, message", [
@@ -85,8 +191,9 @@ def test_help_documents_every_option():
     (["--set", "num_scale=9"], "num_scale"),
     (["--preset", "digits", "--epochs", "0"], "epochs"),
 ])
-def test_bad_options_give_a_clear_error(tmp_path, args, message):
-    proc = cli("train", "--out", str(tmp_path / "x"), *args, check=False)
-    assert proc.returncode == 2
-    assert message in proc.stderr
-    assert "Traceback" not in proc.stderr
+def test_bad_options_give_a_clear_error(tmp_path, capsys, args, message):
+    from split_vae.cli import main
+
+    assert main(["train", "--out", str(tmp_path / "x"), *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err

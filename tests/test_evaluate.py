@@ -101,6 +101,43 @@ def test_evaluate_model_split(model, digits, tmp_path):
     json.dumps(report)
 
 
+def test_evaluate_model_follows_the_papers_protocol(model, digits):
+    # Each protocol choice recomputed here with sklearn and numpy directly:
+    # GEN from default_rng(seed), the GMM fitted on z_mean of the reference
+    # (test) images, the reconstruction error of x_hat from z_mean.
+    from sklearn.mixture import GaussianMixture
+
+    from split_vae.sampling import sample_gmm
+
+    test, train = digits
+    n, k, seed = 16, 2, 5
+    report, samples = evaluate_model(model, test, train, extractor=small_extractor(),
+                                     n_samples=n, gmm_components=k, seed=seed,
+                                     use_cache=False)
+    np.testing.assert_array_equal(
+        samples["gen"]["z"],
+        np.random.default_rng(seed).standard_normal((n, model.latent_dim)).astype("float32"))
+    z_test = keras.ops.convert_to_numpy(model.latent(model.encoder(test))[2])
+    ref = GaussianMixture(k, covariance_type="full", max_iter=200,
+                          random_state=seed).fit(z_test.astype("float64"))
+    gmm = samples["gmm"]["gmm"]
+    np.testing.assert_allclose(gmm.means_, ref.means_, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(gmm.covariances_, ref.covariances_, rtol=1e-3, atol=1e-7)
+    z_train = keras.ops.convert_to_numpy(model.latent(model.encoder(train))[2])
+    other = GaussianMixture(k, covariance_type="full", max_iter=200,
+                            random_state=seed).fit(z_train.astype("float64"))
+    assert not np.allclose(other.means_, ref.means_, rtol=1e-4, atol=1e-6)  # it can tell
+    np.testing.assert_allclose(samples["gmm"]["z"], sample_gmm(ref, n, seed=seed),
+                               rtol=1e-4, atol=1e-5)
+    x_hat = keras.ops.convert_to_numpy(model(test)).astype("float64")
+    assert report["reconstruction_mse"] == pytest.approx(np.mean((x_hat - test) ** 2),
+                                                         rel=1e-5)
+    var = z_test.astype("float64").var(axis=0)
+    np.testing.assert_allclose(report["latent"]["var_z_mean"], var, rtol=1e-4)
+    assert report["latent"]["inactive_by_variance"] == int((var < 0.05).sum())
+    assert report["protocol"]["gmm"]["fitted_on"] == "z_mean of the reference images"
+
+
 def test_evaluate_model_vanilla_reports_x_hat_only(digits, tmp_path):
     test, _ = digits
     vanilla = SplitVAE(SplitVAE.from_preset("digits").config.replace(split=False), seed=0)
