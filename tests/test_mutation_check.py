@@ -1,0 +1,62 @@
+"""tools/mutation_check.py: its mutants still find their code, and the CI subset is killed."""
+
+import importlib.util
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def load_tool():
+    spec = importlib.util.spec_from_file_location(
+        "mutation_check", os.path.join(ROOT, "tools", "mutation_check.py"))
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_mutant_applies_to_exactly_one_place_and_names_real_tests():
+    # If the library changes under a mutant, this fails and names it, rather
+    # than the mutation check quietly checking less.
+    tool = load_tool()
+    assert len(tool.MUTANTS) >= 30
+    assert len({m.name for m in tool.MUTANTS}) == len(tool.MUTANTS)
+    assert any(m.quick for m in tool.MUTANTS)
+    for m in tool.MUTANTS:
+        rel, line, new = tool.mutated_source(m)
+        assert rel.startswith("split_vae") and line >= 1, m.name
+        for t in m.tests:
+            path, _, name = t.partition("::")
+            with open(os.path.join(ROOT, path)) as f:
+                source = f.read()
+            if name:
+                assert re.search(rf"^def {re.escape(name)}\(", source, re.M), (m.name, t)
+
+
+def test_a_pattern_that_matches_nothing_or_twice_is_an_error():
+    tool = load_tool()
+    gone = tool.Mutant("gone", "test", r"this_code_does_not_exist\(\)", "x", ())
+    with pytest.raises(tool.PatternError, match="matches nothing"):
+        tool.mutated_source(gone)
+    twice = tool.Mutant("twice", "test", r"\bdef __init__\(self", "x", ())
+    with pytest.raises(tool.PatternError, match="places"):
+        tool.mutated_source(twice)
+    # docstrings and comments quote formulas: they are not code
+    prose = tool.Mutant("prose", "test", r"x_hat = sigma\*x1 \+ \(1-sigma\)\*x2", "x", ())
+    with pytest.raises(tool.PatternError, match="matches nothing"):
+        tool.mutated_source(prose)
+
+
+@pytest.mark.slow
+def test_quick_mutants_are_killed():
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    proc = subprocess.run([sys.executable, "tools/mutation_check.py", "--quick"], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=1800)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    killed = re.search(r"mutants killed: (\d+)/(\d+)", proc.stdout)
+    assert killed and killed[1] == killed[2] and int(killed[2]) >= 5, proc.stdout

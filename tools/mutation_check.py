@@ -1,0 +1,480 @@
+"""Mutation check: does the fast test suite fail when paper-critical code is wrong?
+
+Each mutant is one small change to the library (a factor of the loss, the
+composition, the sampling noise, the balance, a checkpoint rule, a protocol
+choice of the evaluation, the Fréchet distance, a preprocessing step, the
+legacy loader). The tool applies it to a temporary copy of the repository,
+runs the fast suite there with `-x` (the mutant's most relevant tests first,
+so that a killed mutant stops early, then every other fast test file), and
+prints a table and `mutants killed: K/N`.
+
+Targets are found by pattern, never by file and line: each mutant's regular
+expression is searched in every .py file under split_vae/, so it keeps working
+after code moves between modules or is reformatted. A pattern that matches
+nothing, or more than one place, is an error (exit status 2), so the tool
+cannot rot into checking nothing.
+
+Usage (from the repository root):
+
+    python tools/mutation_check.py                 # every mutant
+    python tools/mutation_check.py --quick         # the small subset CI runs
+    python tools/mutation_check.py --only balance-min,noise-scale
+    python tools/mutation_check.py --list          # where each mutant applies, no tests
+    python tools/mutation_check.py --baseline      # first check the unmutated suite passes
+
+Exit status: 0 when every mutant not marked equivalent is killed, 1 when one
+survives, 2 on a pattern or setup error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import fnmatch
+import io
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import tokenize
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PACKAGE = "split_vae"
+IGNORED = (".git", "__pycache__", ".pytest_cache", "runs", "*.egg-info", ".ipynb_checkpoints")
+
+
+@dataclasses.dataclass(frozen=True)
+class Mutant:
+    name: str
+    area: str
+    pattern: str          # regex searched in split_vae/**/*.py; must match exactly once
+    replacement: str      # re.Match.expand template
+    tests: tuple          # node ids and test files to run first (see `stages`)
+    quick: bool = False   # part of the subset CI runs
+    equivalent: str = ""  # why no test can kill it (then it is run but not counted)
+
+
+M = Mutant
+MUTANTS = [
+    # --- the loss ------------------------------------------------------------
+    M("loss-rec-factor", "loss", r"0\.5\s*\*\s*(ops\.sum\(\s*ops\.reshape\(\s*sq)", r"1.0 * \1",
+      ("tests/test_model.py",)),
+    M("loss-gamma-multiplies", "loss", r"\brec\s*/\s*gamma\b", "rec * gamma",
+      ("tests/test_model.py",)),
+    M("loss-no-beta", "loss", r"\bbeta\s*\*\s*kl\b", "kl", ("tests/test_model.py",)),
+    M("kl-std-for-var", "loss",
+      r"ops\.exp\(\s*z_log_var\s*\)(\s*-\s*1(?:\.0)?\s*-\s*z_log_var)",
+      r"ops.exp(0.5 * z_log_var)\1", ("tests/test_model.py",)),
+    M("mse-not-squared", "loss", r"ops\.mean\(\s*sq\s*\)",
+      "ops.mean(ops.sqrt(sq))", ("tests/test_model.py",)),
+    M("loss-ignores-gamma", "loss",
+      r'(vae_loss_terms\([^)]*?y_pred\["z_log_var"\],\s*)gamma\b', r"\g<1>1.0",
+      ("tests/test_model.py::test_model_loss_uses_gamma_and_beta_of_the_model",
+       "tests/test_model.py", "tests/test_training.py")),
+    M("eval-loss-samples", "loss",
+      r"(y_pred\s*=\s*self\._forward\(\s*x\s*,\s*training\s*=\s*)False", r"\1True",
+      ("tests/test_training.py::test_evaluate_and_validation_compute_the_loss_without_sampling",
+       "tests/test_training.py",)),
+    # --- the composition -------------------------------------------------------
+    M("compose-sigma-twice", "composition", r"\(1(?:\.0)?\s*-\s*sigma\)\s*\*\s*x2",
+      "sigma * x2", ("tests/test_model.py",), quick=True),
+    M("x1-channels", "composition",
+      r"(x1\s*=\s*decoded\[\.\.\.,\s*)1\s*:\s*1\s*\+\s*channels\]", r"\g<1>0:channels]",
+      ("tests/test_model.py",)),
+    # --- sampling --------------------------------------------------------------
+    M("noise-scale", "sampling",
+      r"ops\.exp\(\s*(?:0\.5\s*\*\s*z_log_var|z_log_var\s*/\s*2(?:\.0)?)\s*\)",
+      "ops.exp(z_log_var)", ("tests/test_model.py",), quick=True),
+    M("noise-at-inference", "sampling", r"if not training:(\s*\n\s*return z_mean)",
+      r"if False:\1", ("tests/test_model.py",)),
+    M("prior-uniform-generate", "sampling",
+      r"default_rng\(seed\)\.standard_normal\(\s*(\(\s*int\(n\),\s*self\.latent_dim\s*\))",
+      r"default_rng(seed).uniform(-3 ** 0.5, 3 ** 0.5, size=\1", ("tests/test_model.py",)),
+    M("prior-uniform-sampling", "sampling",
+      r"default_rng\(seed\)\.standard_normal\(\s*(\(\s*int\(n\),\s*model\.latent_dim\s*\))",
+      r"default_rng(seed).uniform(-3 ** 0.5, 3 ** 0.5, size=\1",
+      ("tests/test_sampling.py",)),
+    M("gmm-diag", "GMM", r'covariance_type\s*=\s*"full"', 'covariance_type="diag"',
+      ("tests/test_sampling.py",)),
+    M("gmm-sorted-draw", "GMM", r"z\[\s*rng\.permutation\(\s*len\(z\)\s*\)\s*\]", "z",
+      ("tests/test_sampling.py",)),
+    # --- the balance -----------------------------------------------------------
+    M("balance-no-min", "balance",
+      r"(self\._gamma\s*=\s*)min\(\s*self\._gamma\s*,\s*self\._running\s*\)",
+      r"\1self._running", ("tests/test_training.py::test_balance_min_clips_gamma_and_loss_of_batch_t_uses_gamma_after_t_minus_1",
+       "tests/test_training.py",), quick=True),
+    M("balance-fixed-decay", "balance",
+      r"self\.decay\s*\*\s*self\._running\s*\+\s*\(1(?:\.0)?\s*-\s*self\.decay\)\s*\*\s*mse",
+      "0.99 * self._running + 0.01 * mse", ("tests/test_training.py::test_balance_min_clips_gamma_and_loss_of_batch_t_uses_gamma_after_t_minus_1",
+       "tests/test_training.py",)),
+    M("balance-nan", "balance", r"if not math\.isfinite\(\s*mse\s*\):", "if False:",
+      ("tests/test_training.py::test_balance_keeps_the_last_gamma_on_a_non_finite_mse",
+       "tests/test_training.py",)),
+    M("balance-decay-range", "balance", r"if not 0(?:\.0)? <= decay < 1(?:\.0)?:",
+      "if not 0.0 <= decay <= 1.0:", ("tests/test_training.py::test_balance_decay_range_is_checked",
+       "tests/test_training.py",)),
+    M("batch-mse-mean", "balance", r'LastValue\(\s*name\s*=\s*"batch_mse"\s*\)',
+      'keras.metrics.Mean(name="batch_mse")', ("tests/test_training.py::test_balance_min_clips_gamma_and_loss_of_batch_t_uses_gamma_after_t_minus_1",
+       "tests/test_training.py",)),
+    # --- checkpoints and resume --------------------------------------------------
+    M("ckpt-every", "checkpoints", r"if \(epoch \+ 1\) % self\.every:(\s*\n\s*return\s*\n\s*atomic_write\()",
+      r"if epoch % self.every:\1", ("tests/test_training.py::test_checkpoint_every_n_epochs_and_only_when_finite",
+       "tests/test_training.py",)),
+    M("ckpt-nan-saved", "checkpoints",
+      r"if loss is None or not math\.isfinite\(float\(loss\)\):(\s*\n\s*return)",
+      r"if loss is None:\1", ("tests/test_training.py::test_nan_loss_stops_and_keeps_the_last_good_checkpoint",
+       "tests/test_training.py",)),
+    M("ckpt-epoch-count", "checkpoints", r'(\{\s*"epoch":\s*)epoch\s*\+\s*1\b', r"\1epoch",
+      ("tests/test_training.py::test_checkpoint_every_n_epochs_and_only_when_finite",
+       "tests/test_training.py",)),
+    M("write-not-atomic", "checkpoints", r"write_fn\(tmp\)", "write_fn(path)",
+      ("tests/test_training.py::test_atomic_write_keeps_the_old_file_when_a_write_fails",
+       "tests/test_training.py",)),
+    M("seed-state-not-restored", "checkpoints",
+      r'if "seed_state" in list\(store\.keys\(\)\):', "if False:",
+      ("tests/test_training.py::test_resume_continues_weights_optimizer_epoch_and_gamma",
+       "tests/test_training.py",)),
+    M("history-resume-drops-row", "checkpoints", r'r\["epoch"\]\s*<\s*epoch\b',
+      'r["epoch"] <= epoch', ("tests/test_training.py::test_history_writer_rows_and_resume",
+       "tests/test_training.py",)),
+    M("cli-no-resume-ignored", "checkpoints",
+      r"os\.path\.exists\(ckpt\)\s+and\s+not\s+args\.no_resume", "os.path.exists(ckpt)",
+      ("tests/test_cli.py::test_balance_resume_and_no_resume_have_their_effect",
+       "tests/test_cli.py",)),
+    M("cli-resume-from-0", "checkpoints",
+      r'initial_epoch\s*=\s*int\(read_checkpoint_state\(ckpt\)\.get\("epoch",\s*0\)\)',
+      "initial_epoch = 0", ("tests/test_cli.py::test_balance_resume_and_no_resume_have_their_effect",
+       "tests/test_cli.py",)),
+    M("cli-no-balance-ignored", "balance", r"if not args\.no_balance:", "if True:",
+      ("tests/test_cli.py::test_balance_resume_and_no_resume_have_their_effect",
+       "tests/test_cli.py",)),
+    M("cli-seed-ignored", "checkpoints", r"(keras\.utils\.set_random_seed\()args\.seed(\)\s*\n\s*initial_epoch\b)",
+      r"\g<1>0\2", ("tests/test_cli.py::test_seed_fixes_the_run",
+       "tests/test_cli.py",)),
+    M("cli-beta-ignored", "loss", r'\("beta",\s*"beta"\),\s*', "", ("tests/test_cli.py::test_beta_learning_rate_and_latent_dim_reach_the_model",
+       "tests/test_cli.py",)),
+    M("cli-figure-no-input-row", "figures", r"inputs\s*=\s*test\[:n\]", "inputs=None",
+      ("tests/test_cli.py::test_vanilla_run_draws_the_x_hat_row_only",
+       "tests/test_cli.py",)),
+    M("figure-rows-swapped", "figures", r'\("sigma",\s*"x1",\s*"x2",\s*"x_hat"\)\s*if k in parts',
+      '("sigma", "x2", "x1", "x_hat") if k in parts', ("tests/test_plotting.py",)),
+    # --- latent statistics -------------------------------------------------------
+    M("latent-std-for-var", "latent statistics", r"var_mean\s*=\s*z_mean\.var\(axis=0\)",
+      "var_mean = z_mean.std(axis=0)", ("tests/test_evaluate.py::test_latent_statistics_counts_and_variance_law",
+       "tests/test_evaluate.py",)),
+    M("latent-posterior-std", "latent statistics",
+      r"mean_sigma2\s*=\s*np\.exp\(\s*z_log_var\s*\)", "mean_sigma2 = np.exp(0.5 * z_log_var)",
+      ("tests/test_evaluate.py::test_latent_statistics_counts_and_variance_law",
+       "tests/test_evaluate.py",)),
+    M("latent-inactive-inverted", "latent statistics",
+      r"inactive_var\s*=\s*var_mean\s*<\s*var_threshold",
+      "inactive_var = var_mean > var_threshold", ("tests/test_evaluate.py::test_latent_statistics_counts_and_variance_law",
+       "tests/test_evaluate.py",)),
+    M("latent-threshold-inclusive", "latent statistics",
+      r"inactive_var\s*=\s*var_mean\s*<\s*var_threshold",
+      "inactive_var = var_mean <= var_threshold", ("tests/test_evaluate.py",),
+      equivalent="a variance exactly equal to the threshold 0.05 has probability zero for "
+                 "real encoders; the paper's 'below 0.05' does not say which side it falls"),
+    # --- the evaluation protocol ---------------------------------------------------
+    M("eval-gmm-on-train", "evaluation protocol",
+      r"sampling\.fit_gmm\(\s*z_mean\s*,\s*k\s*,",
+      "sampling.fit_gmm(sampling.encode_batched(model, train_images if train_images is "
+      "not None else test_images, batch_size)[0], k,", ("tests/test_evaluate.py::test_evaluate_model_follows_the_papers_protocol",
+       "tests/test_evaluate.py",)),
+    M("eval-gen-seed", "evaluation protocol", r"(prior_generate\(\s*model,\s*n,\s*seed=)seed\b",
+      r"\1seed + 1", ("tests/test_evaluate.py::test_evaluate_model_follows_the_papers_protocol",
+       "tests/test_evaluate.py",)),
+    M("eval-rec-mse-zero", "evaluation protocol",
+      r'rec_mse\s*=\s*float\(np\.mean\(np\.square\(rec\["x_hat"\]\s*-\s*test_images\)\)\)',
+      "rec_mse = 0.0", ("tests/test_evaluate.py::test_evaluate_model_follows_the_papers_protocol",
+       "tests/test_evaluate.py",)),
+    M("eval-mix-swapped", "evaluation protocol",
+      r'sampling\.mix_images\(\s*feats\["x1"\],\s*feats\["x2"\]\s*\)',
+      'sampling.mix_images(feats["x2"], feats["x1"])', ("tests/test_evaluate.py::test_evaluate_model_split",
+       "tests/test_evaluate.py",)),
+    M("mix-half-rounds-up", "evaluation protocol", r"half\s*=\s*len\(x1\)\s*//\s*2",
+      "half = (len(x1) + 1) // 2", ("tests/test_sampling.py",)),
+    # --- the Fréchet distance ------------------------------------------------------
+    M("fd-cross-term-once", "Fréchet distance",
+      r"(np\.trace\(sigma2\)\s*)-\s*2\.0\s*\*\s*tr\b", r"\1- tr", ("tests/test_metrics.py",),
+      quick=True),
+    M("fd-no-sqrt", "Fréchet distance", r"np\.sqrt\((np\.clip\(eig,\s*0\.0,\s*None\))\)",
+      r"\1", ("tests/test_metrics.py",)),
+    M("fd-complex-dropped", "Fréchet distance", r"if eig\.min\(\)\s*<\s*-rtol\s*\*\s*top:",
+      "if False:", ("tests/test_metrics.py",)),
+    M("fd-ddof0", "Fréchet distance", r"centred\.T\s*@\s*centred\s*/\s*\(n\s*-\s*1\)",
+      "centred.T @ centred / n", ("tests/test_metrics.py",)),
+    # --- data preprocessing --------------------------------------------------------
+    M("mnist-pad-corner", "data", r"\(\(0, 0\), \(2, 2\), \(2, 2\), \(0, 0\)\)",
+      "((0, 0), (0, 4), (0, 4), (0, 0))", ("tests/test_data.py::test_tfds_mnist_is_padded_to_32_with_the_pixels_in_the_middle",
+       "tests/test_data.py",), quick=True),
+    M("celeba-crop-shift", "data", r"CELEBA_CROP\s*=\s*\(45, 173, 25, 153\)",
+      "CELEBA_CROP = (44, 172, 25, 153)", ("tests/test_data.py::test_tfds_celeba_crop_and_bilinear_resize_on_known_pixels",
+       "tests/test_data.py",)),
+    M("celeba-nearest", "data",
+      r'(x\s*=\s*tf\.cast\(crops, tf\.float32\)\s*\*\s*\(1\.0 / 255\.0\)\s*\n\s*return '
+      r'tf\.image\.resize\(x, CELEBA_SHAPE\[:2\], method=)"bilinear"', r'\1"nearest"',
+      ("tests/test_data.py::test_tfds_celeba_crop_and_bilinear_resize_on_known_pixels",
+       "tests/test_data.py",)),
+    M("celeba-folder-nearest", "data",
+      r'(images\[:, top:bottom, left:right, :\], tf\.float32\)\s*\*\s*\(1\.0 / 255\.0\)\s*\n'
+      r'\s*return tf\.image\.resize\(x, CELEBA_SHAPE\[:2\], method=)"bilinear"', r'\1"nearest"',
+      ("tests/test_data.py",)),
+    M("uint8-fit-256", "data", r'x\.astype\("float32"\)\s*/\s*255(?:\.0)?\b',
+      'x.astype("float32") / 256.0', ("tests/test_training.py::test_estimate_gamma_sets_gamma_to_the_reconstruction_mse",
+       "tests/test_training.py",)),
+    M("uint8-array-256", "data", r"np\.float32\(1\.0 / 255\.0\)", "np.float32(1.0 / 256.0)",
+      ("tests/test_data.py",)),
+    M("uint8-pipeline-256", "data",
+      r"(batch\s*=\s*tf\.cast\(batch, tf\.float32\)\s*\*\s*)\(1\.0 / 255\.0\)",
+      r"\1(1.0 / 256.0)", ("tests/test_data.py",)),
+    # --- the legacy loader ---------------------------------------------------------
+    M("legacy-sort-by-name", "legacy loader", r"items\.sort\(key=lambda item: item\.index\)",
+      "items.sort(key=lambda item: item.name)", ("tests/test_legacy.py::test_outputs_match_keras2",
+       "tests/test_legacy.py",)),
+    M("legacy-last-weight-skipped", "legacy loader", r"for var, value in pairs:",
+      "for var, value in pairs[:-1]:", ("tests/test_legacy.py::test_outputs_match_keras2",
+       "tests/test_legacy.py",)),
+    M("legacy-split-not-recognised", "legacy loader",
+      r"if out_channels == 2 \* channels \+ 1:", "if out_channels == 2 * channels:",
+      ("tests/test_legacy.py::test_outputs_match_keras2",
+       "tests/test_legacy.py",)),
+    M("legacy-transpose-as-conv", "legacy loader",
+      r'return CONV_T if "transpose" in layer_name else CONV', "return CONV",
+      ("tests/test_legacy.py::test_outputs_match_keras2",
+       "tests/test_legacy.py",)),
+    M("legacy-latent-from-z-log-var", "legacy loader", r"lat\.layers\[DENSE\]\[0\]",
+      "lat.layers[DENSE][1]", ("tests/test_legacy.py",),
+      equivalent="z_mean's and z_log_var's kernels both have shape (emb_dim, latent_dim): "
+                 "the configuration inferred from either is the same"),
+]
+
+
+# ---------------------------------------------------------------------------
+# Finding and applying
+# ---------------------------------------------------------------------------
+class PatternError(Exception):
+    pass
+
+
+def source_files(root=ROOT):
+    for base, dirs, files in os.walk(os.path.join(root, PACKAGE)):
+        dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+        for f in sorted(files):
+            if f.endswith(".py"):
+                yield os.path.relpath(os.path.join(base, f), root)
+
+
+def prose_spans(text):
+    """(start, end) offsets of the docstrings, strings and comments of a source."""
+    starts = [0]
+    for line in text.splitlines(keepends=True):
+        starts.append(starts[-1] + len(line))
+    spans = []
+    for tok in tokenize.generate_tokens(io.StringIO(text).readline):
+        if tok.type in (tokenize.STRING, tokenize.COMMENT):
+            spans.append((starts[tok.start[0] - 1] + tok.start[1],
+                          starts[tok.end[0] - 1] + tok.end[1]))
+    return spans
+
+
+def locate(mutant, root=ROOT):
+    """(relative path, match) of the one place the pattern matches, or PatternError.
+
+    Matches that start inside a string or a comment (docstrings quote the
+    formulas too) are not code and are ignored.
+    """
+    hits = []
+    for rel in source_files(root):
+        with open(os.path.join(root, rel), encoding="utf8") as f:
+            text = f.read()
+        spans = None
+        for m in re.finditer(mutant.pattern, text):
+            spans = prose_spans(text) if spans is None else spans
+            if not any(a <= m.start() < b for a, b in spans):
+                hits.append((rel, m, text))
+    if not hits:
+        raise PatternError(f"{mutant.name}: pattern matches nothing under {PACKAGE}/ "
+                           f"(code changed? update the mutant): {mutant.pattern!r}")
+    if len(hits) > 1:
+        where = ", ".join(f"{rel}:{text.count(chr(10), 0, m.start()) + 1}"
+                          for rel, m, text in hits)
+        raise PatternError(f"{mutant.name}: pattern matches {len(hits)} places ({where}); "
+                           "a mutant must change one")
+    return hits[0]
+
+
+def mutated_source(mutant, root=ROOT):
+    """(relative path, line, new text of that file)."""
+    rel, m, text = locate(mutant, root)
+    new = text[:m.start()] + m.expand(mutant.replacement) + text[m.end():]
+    if new == text:
+        raise PatternError(f"{mutant.name}: the replacement changes nothing")
+    try:
+        compile(new, rel, "exec")
+    except SyntaxError as e:
+        raise PatternError(f"{mutant.name}: the mutated {rel} does not compile: {e}") from None
+    return rel, text.count("\n", 0, m.start()) + 1, new
+
+
+def copy_repo(dest):
+    shutil.copytree(ROOT, dest, ignore=shutil.ignore_patterns(*IGNORED), symlinks=True)
+
+
+# ---------------------------------------------------------------------------
+# Running the tests
+# ---------------------------------------------------------------------------
+def fast_test_files(root=ROOT):
+    tests = os.path.join(root, "tests")
+    return sorted(f"tests/{f}" for f in os.listdir(tests)
+                  if f.startswith("test_") and f.endswith(".py"))
+
+
+def run_pytest(workdir, targets, timeout, extra=()):
+    """(status, failing test or None, output tail). status: passed, failed, timeout."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONDONTWRITEBYTECODE="1")
+    env["PYTHONPATH"] = workdir + os.pathsep + env.get("PYTHONPATH", "")
+    cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-m", "not slow", "-p",
+           "no:cacheprovider", "-rfE", "--no-header", *extra, *targets]
+    try:
+        proc = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True,
+                              timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return "timeout", f"(timeout after {timeout} s)", ""
+    out = proc.stdout + proc.stderr
+    if proc.returncode in (0, 5):  # 5: nothing collected (e.g. all slow)
+        return "passed", None, out[-2000:]
+    failing = re.findall(r"^(?:FAILED|ERROR) (\S+)", out, re.M)
+    return "failed", failing[0] if failing else f"(pytest exit {proc.returncode})", out[-3000:]
+
+
+def stages(mutant, all_files):
+    """The test runs of a mutant, in order, until one fails: the tests named
+    by node id (the likeliest to fail, seconds), the files of every test it
+    names, then the rest of the fast suite."""
+    nodes = [t for t in mutant.tests if "::" in t]
+    files = list(dict.fromkeys(t.split("::")[0] for t in mutant.tests))
+    rest = [f for f in all_files if f not in files]
+    return [s for s in (nodes, files, rest) if s]
+
+
+def check_mutant(mutant, timeout, keep=False):
+    """Apply mutant to a fresh copy and run its tests, then the rest of the fast suite."""
+    rel, line, new = mutated_source(mutant)
+    t0 = time.time()
+    work = tempfile.mkdtemp(prefix=f"mutant-{mutant.name}-")
+    try:
+        repo = os.path.join(work, "repo")
+        copy_repo(repo)
+        with open(os.path.join(repo, rel), "w", encoding="utf8") as f:
+            f.write(new)
+        status, killer, tail = "passed", None, ""
+        for stage in stages(mutant, fast_test_files(repo)):
+            status, killer, tail = run_pytest(repo, stage, timeout)
+            if status != "passed":
+                break
+    finally:
+        if not keep:
+            shutil.rmtree(work, ignore_errors=True)
+    result = "survived" if status == "passed" else "killed"
+    return {"name": mutant.name, "area": mutant.area, "where": f"{rel}:{line}",
+            "result": result, "killed_by": killer or "", "seconds": time.time() - t0,
+            "equivalent": mutant.equivalent, "tail": tail if result == "survived" else ""}
+
+
+def baseline(timeout):
+    """The unmutated copy must pass the fast suite, or every mutant looks killed."""
+    work = tempfile.mkdtemp(prefix="mutant-baseline-")
+    try:
+        repo = os.path.join(work, "repo")
+        copy_repo(repo)
+        status, failing, tail = run_pytest(repo, fast_test_files(repo), timeout)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    if status != "passed":
+        print(tail)
+        raise SystemExit(f"baseline: the unmutated fast suite does not pass ({failing}); "
+                         "fix it before reading any mutation result")
+    print("baseline: the unmutated fast suite passes")
+
+
+def select(names=None, quick=False):
+    chosen = [m for m in MUTANTS if not quick or m.quick]
+    if names:
+        wanted = [n.strip() for n in names.split(",") if n.strip()]
+        unknown = [n for n in wanted if not any(fnmatch.fnmatch(m.name, n) for m in MUTANTS)]
+        if unknown:
+            raise SystemExit(f"unknown mutant(s) {unknown}; --list shows them")
+        chosen = [m for m in chosen if any(fnmatch.fnmatch(m.name, n) for n in wanted)]
+    return chosen
+
+
+def print_table(rows):
+    w = max([len(r["name"]) for r in rows] + [6])
+    ww = max([len(r["where"]) for r in rows] + [5])
+    print(f"{'mutant':<{w}}  {'where':<{ww}}  {'result':<10}  {'seconds':>7}  killed by")
+    for r in rows:
+        result = r["result"] + (" (equivalent)" if r["equivalent"] else "")
+        print(f"{r['name']:<{w}}  {r['where']:<{ww}}  {result:<10}  {r['seconds']:>7.1f}  "
+              f"{r['killed_by']}")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--only", help="comma-separated mutant names (shell wildcards allowed)")
+    p.add_argument("--quick", action="store_true", help="the small subset CI runs")
+    p.add_argument("--list", action="store_true",
+                   help="print each mutant and where it applies, run nothing")
+    p.add_argument("--baseline", action="store_true",
+                   help="first run the unmutated fast suite (it must pass)")
+    p.add_argument("--timeout", type=int, default=1800,
+                   help="seconds for one pytest run of a mutant (a hang counts as killed)")
+    p.add_argument("--keep", action="store_true", help="keep the mutated copies")
+    args = p.parse_args(argv)
+
+    chosen = select(args.only, args.quick)
+    errors = []
+    for m in chosen:
+        try:
+            mutated_source(m)
+        except PatternError as e:
+            errors.append(str(e))
+    if errors:
+        print("\n".join(f"error: {e}" for e in errors), file=sys.stderr)
+        return 2
+    if args.list:
+        for m in chosen:
+            rel, line, _ = mutated_source(m)
+            eq = f"  [equivalent: {m.equivalent}]" if m.equivalent else ""
+            print(f"{m.name:<30} {m.area:<20} {rel}:{line}  tests first: "
+                  f"{', '.join(m.tests)}{eq}")
+        return 0
+    if args.baseline:
+        baseline(args.timeout)
+
+    rows = []
+    for m in chosen:
+        r = check_mutant(m, args.timeout, keep=args.keep)
+        rows.append(r)
+        print(f"[{len(rows)}/{len(chosen)}] {r['name']}: {r['result']} "
+              f"({r['seconds']:.0f} s) {r['killed_by']}", flush=True)
+    print()
+    print_table(rows)
+    counted = [r for r in rows if not r["equivalent"]]
+    killed = sum(r["result"] == "killed" for r in counted)
+    print(f"\nmutants killed: {killed}/{len(counted)}")
+    equivalent = [r for r in rows if r["equivalent"]]
+    for r in equivalent:
+        m = next(m for m in MUTANTS if m.name == r["name"])
+        print(f"equivalent, not counted: {r['name']} ({r['result']}): {m.equivalent}")
+    for r in counted:
+        if r["result"] == "survived":
+            print(f"\nSURVIVED: {r['name']} at {r['where']}\n{r['tail']}")
+    return 0 if killed == len(counted) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
