@@ -74,6 +74,19 @@ MUTANTS = [
       r'(vae_loss_terms\([^)]*?y_pred\["z_log_var"\],\s*)gamma\b', r"\g<1>1.0",
       ("tests/test_model.py::test_model_loss_uses_gamma_and_beta_of_the_model",
        "tests/test_model.py", "tests/test_training.py")),
+    M("loss-divides-by-running", "loss", r"(\n\s*gamma\s*=\s*[^\n]*)\bself\.gamma\b",
+      r"\1self.mse_running",
+      ("tests/test_training.py::test_balance_min_clips_gamma_and_loss_of_batch_t_uses_gamma_"
+       "after_t_minus_1", "tests/test_training.py")),
+    M("estimate-gamma-abs", "balance",
+      r"(mse\s*=\s*float\(np\.mean\()np\.square\((images\s*-\s*x_hat)\)",
+      r"\1np.abs(\2)",
+      ("tests/test_training.py::test_estimate_gamma_sets_gamma_to_the_reconstruction_mse",
+       "tests/test_training.py")),
+    M("dataset-tuple-takes-label", "data", r"lambda \*items: items\[0\]",
+      "lambda *items: items[-1]",
+      ("tests/test_training.py::test_dataset_of_image_label_tuples_trains_on_the_images",
+       "tests/test_training.py")),
     M("eval-loss-samples", "loss",
       r"(y_pred\s*=\s*self\._forward\(\s*x\s*,\s*training\s*=\s*)False", r"\1True",
       ("tests/test_training.py::test_evaluate_and_validation_compute_the_loss_without_sampling",
@@ -161,6 +174,12 @@ MUTANTS = [
        "tests/test_cli.py",)),
     M("figure-rows-swapped", "figures", r'\("sigma",\s*"x1",\s*"x2",\s*"x_hat"\)\s*if k in parts',
       '("sigma", "x2", "x1", "x_hat") if k in parts', ("tests/test_plotting.py",)),
+    M("figure-input-row-dropped", "figures",
+      r'rows\s*=\s*\[\("input",\s*inputs\)\]\s*if inputs is not None else \[\]', "rows = []",
+      ("tests/test_plotting.py",)),
+    M("cli-learning-rate-ignored", "loss", r'\("learning_rate",\s*"learning_rate"\),\s*', "",
+      ("tests/test_cli.py::test_beta_learning_rate_and_latent_dim_reach_the_model",
+       "tests/test_cli.py")),
     # --- latent statistics -------------------------------------------------------
     M("latent-std-for-var", "latent statistics", r"var_mean\s*=\s*z_mean\.var\(axis=0\)",
       "var_mean = z_mean.std(axis=0)", ("tests/test_evaluate.py::test_latent_statistics_counts_and_variance_law",
@@ -201,6 +220,9 @@ MUTANTS = [
     M("fd-cross-term-once", "Fréchet distance",
       r"(np\.trace\(sigma2\)\s*)-\s*2\.0\s*\*\s*tr\b", r"\1- tr", ("tests/test_metrics.py",),
       quick=True),
+    M("fd-sqrtm-cross-term-once", "Fréchet distance",
+      r"(np\.trace\(sigma2\)\s*)-\s*2\.0\s*\*\s*np\.trace\(root\)", r"\1- np.trace(root)",
+      ("tests/test_metrics.py",)),
     M("fd-no-sqrt", "Fréchet distance", r"np\.sqrt\((np\.clip\(eig,\s*0\.0,\s*None\))\)",
       r"\1", ("tests/test_metrics.py",)),
     M("fd-complex-dropped", "Fréchet distance", r"if eig\.min\(\)\s*<\s*-rtol\s*\*\s*top:",
@@ -327,10 +349,15 @@ def copy_repo(dest):
 # ---------------------------------------------------------------------------
 # Running the tests
 # ---------------------------------------------------------------------------
+# The tool's own test checks that every pattern applies, which a mutated copy
+# no longer satisfies by construction: it would "kill" every mutant.
+NOT_RUN = ("tests/test_mutation_check.py",)
+
+
 def fast_test_files(root=ROOT):
     tests = os.path.join(root, "tests")
     return sorted(f"tests/{f}" for f in os.listdir(tests)
-                  if f.startswith("test_") and f.endswith(".py"))
+                  if f.startswith("test_") and f.endswith(".py") and f"tests/{f}" not in NOT_RUN)
 
 
 def run_pytest(workdir, targets, timeout, extra=()):
