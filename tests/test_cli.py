@@ -186,6 +186,14 @@ def test_entry_point_lists_every_command():
         assert command in text, command
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("command, option", [("evaluate", "--extractor"),
+                                             ("convert-legacy", "--overwrite")])
+def test_each_command_through_the_entry_point(command, option):
+    # train goes through the entry point in test_train_writes_everything_and_resumes.
+    assert option in cli(command, "--help").stdout
+
+
 @pytest.mark.parametrize("args, message", [
     (["--set", "nonsense=3"], "FIELD=VALUE"),
     (["--set", "num_scale=9"], "num_scale"),
