@@ -54,7 +54,7 @@ class Mutant:
     replacement: str      # re.Match.expand template
     tests: tuple          # node ids and test files to run first (see `stages`)
     quick: bool = False   # part of the subset CI runs
-    equivalent: str = ""  # why no test can kill it (then it is run but not counted)
+    equivalent: str = ""  # why no test can kill it (not counted; run on request)
 
 
 M = Mutant
@@ -454,10 +454,10 @@ def select(names=None, quick=False):
 def print_table(rows):
     w = max([len(r["name"]) for r in rows] + [6])
     ww = max([len(r["where"]) for r in rows] + [5])
-    print(f"{'mutant':<{w}}  {'where':<{ww}}  {'result':<10}  {'seconds':>7}  killed by")
+    print(f"{'mutant':<{w}}  {'where':<{ww}}  {'result':<22}  {'seconds':>7}  killed by")
     for r in rows:
         result = r["result"] + (" (equivalent)" if r["equivalent"] else "")
-        print(f"{r['name']:<{w}}  {r['where']:<{ww}}  {result:<10}  {r['seconds']:>7.1f}  "
+        print(f"{r['name']:<{w}}  {r['where']:<{ww}}  {result:<22}  {r['seconds']:>7.1f}  "
               f"{r['killed_by']}")
 
 
@@ -472,6 +472,9 @@ def main(argv=None) -> int:
     p.add_argument("--timeout", type=int, default=1800,
                    help="seconds for one pytest run of a mutant (a hang counts as killed)")
     p.add_argument("--keep", action="store_true", help="keep the mutated copies")
+    p.add_argument("--run-equivalent", action="store_true",
+                   help="also run the mutants marked equivalent (each survives the whole "
+                        "fast suite, which takes long)")
     args = p.parse_args(argv)
 
     chosen = select(args.only, args.quick)
@@ -496,6 +499,12 @@ def main(argv=None) -> int:
 
     rows = []
     for m in chosen:
+        if m.equivalent and not args.run_equivalent:
+            rel, line, _ = mutated_source(m)
+            rows.append({"name": m.name, "area": m.area, "where": f"{rel}:{line}",
+                         "result": "not run", "killed_by": "", "seconds": 0.0,
+                         "equivalent": m.equivalent, "tail": ""})
+            continue
         r = check_mutant(m, args.timeout, keep=args.keep)
         rows.append(r)
         print(f"[{len(rows)}/{len(chosen)}] {r['name']}: {r['result']} "
