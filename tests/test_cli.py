@@ -136,14 +136,23 @@ def test_balance_resume_and_no_resume_have_their_effect(tmp_path):
     assert [r["epoch"] for r in rows] == ["0"] and float(rows[0]["gamma"]) == 1.0
 
 
-def test_seed_fixes_the_run(tmp_path):
+def test_seed_fixes_the_initial_weights(tmp_path):
+    # A learning rate of 1e-9 leaves the weights where the seed put them: Adam
+    # turns the round-off of CPU threads in near-zero gradients into steps of
+    # the learning rate's size, so trained weights of two same-seed runs can
+    # differ by a few learning rates (5e-3 seen at 1e-3).
     for name, seed in (("a", 1), ("b", 1), ("c", 2)):
-        assert run_train(tmp_path / name, "--epochs", "1", "--seed", str(seed)) == 0
+        assert run_train(tmp_path / name, "--epochs", "1", "--seed", str(seed),
+                         "--learning-rate", "1e-9") == 0
     a, b, c = (load(tmp_path / n) for n in "abc")
-    # Same seed: the same run, up to CPU threads' summation order (1e-5 seen).
-    for w1, w2 in zip(a.get_weights(), b.get_weights()):
-        np.testing.assert_allclose(w1, w2, rtol=1e-3, atol=1e-4)
-    assert max(np.abs(w1 - w2).max() for w1, w2 in zip(a.get_weights(), c.get_weights())) > 0.05
+    # Trainable weights only: BatchNorm's moving statistics still move with the
+    # batches (same-seed runs 4e-4 apart seen; not investigated here).
+    def init(m):
+        return [keras_value(w) for w in m.trainable_weights]
+
+    for w1, w2 in zip(init(a), init(b)):
+        np.testing.assert_allclose(w1, w2, rtol=1e-5, atol=1e-6)
+    assert max(np.abs(w1 - w2).max() for w1, w2 in zip(init(a), init(c))) > 0.05
 
 
 def test_beta_learning_rate_and_latent_dim_reach_the_model(tmp_path):
