@@ -465,6 +465,23 @@ def test_celeba_folder_official_numbering(tmp_path):
     np.testing.assert_allclose(test, ramp[3:], atol=0.51 / 255)
 
 
+def test_celeba_folder_resize_is_bilinear_not_nearest(tmp_path):
+    # Rows (channel 0) and columns (channel 1) alternating 0 and 200: a
+    # bilinear halving averages each pair to 100; nearest neighbours would
+    # keep 0 or 200. (The ramps above cannot tell: the two differ by half a
+    # grey level there, which the uint8 cache rounds away.)
+    rows, cols = np.meshgrid(np.arange(218), np.arange(178), indexing="ij")
+    face = np.zeros((218, 178, 3), np.uint8)
+    face[..., 0] = 200 * (rows % 2)
+    face[..., 1] = 200 * (cols % 2)
+    folder = tmp_path / "img_align_celeba"
+    folder.mkdir()
+    save_png(folder / "000001.png", face)
+    train = data.load("celeba", "train", data_dir=tmp_path, as_numpy=True)
+    assert train.shape == (1, 64, 64, 3)
+    np.testing.assert_allclose(train[0, ..., :2], 100 / 255, atol=0.51 / 255)
+
+
 def test_celeba_folder_partition_file(tmp_path):
     folder = tmp_path / "img_align_celeba"
     write_celeba(folder, [1, 2, 3])

@@ -256,7 +256,8 @@ MUTANTS = [
     M("celeba-folder-nearest", "data",
       r'(images\[:, top:bottom, left:right, :\], tf\.float32\)\s*\*\s*\(1\.0 / 255\.0\)\s*\n'
       r'\s*return tf\.image\.resize\(x, CELEBA_SHAPE\[:2\], method=)"bilinear"', r'\1"nearest"',
-      ("tests/test_data.py",)),
+      ("tests/test_data.py::test_celeba_folder_resize_is_bilinear_not_nearest",
+       "tests/test_data.py")),
     M("uint8-fit-256", "data", r'x\.astype\("float32"\)\s*/\s*255(?:\.0)?\b',
       'x.astype("float32") / 256.0', ("tests/test_training.py::test_estimate_gamma_sets_gamma_to_the_reconstruction_mse",
        "tests/test_training.py",)),
