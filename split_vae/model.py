@@ -366,10 +366,13 @@ class SplitVAE(keras.Model):
 
         `x` is a numpy array of images (N, H, W, C) or a `tf.data.Dataset` of
         image batches. uint8 arrays are scaled to [0, 1]; wrong shapes, NaN or
-        inf, and values outside [0, 1] raise ValueError.
+        inf, and values outside [0, 1] raise ValueError, as does
+        config.precision="mixed_float16" on a CPU without float16 arithmetic.
         """
+        from .precision import check_device_supports
         from .training import check_dataset, validate_images
 
+        check_device_supports(self.config.precision)
         if x is None:
             raise ValueError("fit() needs images: x=None received")
         if hasattr(x, "element_spec"):  # a tf.data.Dataset
