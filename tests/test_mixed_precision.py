@@ -132,3 +132,26 @@ def test_mixed_float16_on_a_cpu_without_float16_is_refused_before_training(monke
     with pytest.raises(ValueError, match="use float32"):
         precision.check_device_supports("mixed_float16")
     precision.check_device_supports("mixed_bfloat16")  # bfloat16 is not refused
+
+
+def _cli(*args):
+    import os
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=root)
+    return subprocess.run([sys.executable, "-m", "split_vae", "train", *args], cwd=root,
+                          env=env, capture_output=True, text=True, timeout=600)
+
+
+def test_the_cli_names_a_bad_precision_before_training(tmp_path):
+    proc = _cli("--precision", "float16", "--out", str(tmp_path / "a"))
+    assert proc.returncode == 2
+    assert "invalid choice: 'float16'" in proc.stderr and "mixed_bfloat16" in proc.stderr
+    if precision.accelerators() or precision.cpu_flags() & precision.FP16_FLAGS:
+        return  # this machine can run mixed_float16
+    proc = _cli("--precision", "mixed_float16", "--out", str(tmp_path / "b"))
+    assert proc.returncode == 2
+    assert "mixed_float16 needs a GPU" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "b").exists()
