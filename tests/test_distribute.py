@@ -165,6 +165,13 @@ def test_the_cli_trains_on_two_jax_devices(tmp_path):
     assert os.path.getsize(os.path.join(out, "model.keras")) > 0
 
 
+def test_distribute_under_torch_is_refused_with_the_backends_to_use(tmp_path):
+    proc = cli("train", *TINY, "--distribute", "--out", str(tmp_path / "t"),
+               env={"KERAS_BACKEND": "torch"})
+    assert proc.returncode == 2
+    assert "supports the tensorflow and jax backends, not torch" in proc.stderr
+
+
 def test_a_batch_that_does_not_split_evenly_is_refused(tmp_path):
     proc = cli("train", *TINY[:-2], "--batch-size", "33", "--epochs", "1", "--distribute",
                "--out", str(tmp_path / "r"),
