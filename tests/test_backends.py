@@ -92,7 +92,7 @@ def outputs(m):
             "generate": m.generate(3, seed=1)["x1"],
             "gamma": np.float32(m.gamma.numpy()),
             "iterations": np.int64(keras.ops.convert_to_numpy(m.optimizer.iterations))
-            if m.optimizer is not None else np.int64(-1)}
+            if getattr(m, "optimizer", None) is not None else np.int64(-1)}
 for src in sys.argv[2:]:
     k = keras.saving.load_model(f"{src}/model.keras", safe_mode=True)
     np.savez(f"{src}/loaded_keras_by_{sys.argv[1]}.npz", **outputs(k))
