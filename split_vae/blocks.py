@@ -16,25 +16,33 @@ from keras import layers
 BN_EPSILON = 1e-5
 
 
+def batch_norm(name: str, bn_momentum: float, synchronized: bool = False):
+    """The original's BatchNormalization. synchronized=True (TensorFlow only)
+    computes the batch statistics over every replica of a tf.distribute
+    strategy, so that a batch split over devices is normalised as one."""
+    kwargs = {"synchronized": True} if synchronized else {}
+    return layers.BatchNormalization(momentum=bn_momentum, epsilon=BN_EPSILON, name=name,
+                                     **kwargs)
+
+
 def residual_block(x, dim: int, depth: int, kernel_size: int, name: str,
-                   bn_momentum: float = 0.999):
+                   bn_momentum: float = 0.999, synchronized: bool = False):
     """depth x [BatchNorm, swish, Conv2D(dim)] plus a Conv2D(dim) shortcut."""
     y = x
     for i in range(depth):
-        y = layers.BatchNormalization(
-            momentum=bn_momentum, epsilon=BN_EPSILON, name=f"{name}_bn{i}")(y)
+        y = batch_norm(f"{name}_bn{i}", bn_momentum, synchronized)(y)
         y = layers.Activation("swish", name=f"{name}_swish{i}")(y)
         y = layers.Conv2D(dim, kernel_size, padding="same", name=f"{name}_conv{i}")(y)
     shortcut = layers.Conv2D(dim, kernel_size, padding="same", name=f"{name}_shortcut")(x)
     return layers.Add(name=f"{name}_add")([y, shortcut])
 
 
-def dense_block(x, dim: int, depth: int, name: str, bn_momentum: float = 0.999):
+def dense_block(x, dim: int, depth: int, name: str, bn_momentum: float = 0.999,
+                synchronized: bool = False):
     """The residual block with Dense layers: the encoder's last stage."""
     y = x
     for i in range(depth):
-        y = layers.BatchNormalization(
-            momentum=bn_momentum, epsilon=BN_EPSILON, name=f"{name}_bn{i}")(y)
+        y = batch_norm(f"{name}_bn{i}", bn_momentum, synchronized)(y)
         y = layers.Activation("swish", name=f"{name}_swish{i}")(y)
         y = layers.Dense(dim, name=f"{name}_dense{i}")(y)
     shortcut = layers.Dense(dim, name=f"{name}_shortcut")(x)
@@ -42,9 +50,9 @@ def dense_block(x, dim: int, depth: int, name: str, bn_momentum: float = 0.999):
 
 
 def scale_block(x, dim: int, block_per_scale: int, depth: int, kernel_size: int,
-                name: str, bn_momentum: float = 0.999):
+                name: str, bn_momentum: float = 0.999, synchronized: bool = False):
     """block_per_scale residual blocks in sequence, all at width dim."""
     for b in range(block_per_scale):
         x = residual_block(x, dim, depth, kernel_size, name=f"{name}_block{b}",
-                           bn_momentum=bn_momentum)
+                           bn_momentum=bn_momentum, synchronized=synchronized)
     return x

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
 import sys
 
 from .config import SplitVAEConfig, get_preset, PRESETS
+from .precision import PRECISIONS
 
 
 def register(sub) -> None:
@@ -50,6 +52,15 @@ def register(sub) -> None:
                    help="start afresh even if OUT/checkpoint.keras exists (it is overwritten)")
     p.add_argument("--no-balance", action="store_true",
                    help="keep gamma fixed (no GammaBalance callback)")
+    p.add_argument("--precision", default=None, choices=list(PRECISIONS),
+                   help="float32 (default), mixed_bfloat16 (CPUs with AVX512-BF16/AMX, "
+                        "recent GPUs) or mixed_float16 (GPUs, with loss scaling); the "
+                        "loss and gamma stay float32")
+    p.add_argument("--distribute", action="store_true",
+                   help="data parallel over every device: tf.distribute.MirroredStrategy "
+                        "(MultiWorkerMirroredStrategy when TF_CONFIG names several "
+                        "workers) under TensorFlow, keras.distribution.DataParallel "
+                        "under JAX; the batch size is the global one")
     p.add_argument("--samples", type=int, default=10, help="columns of the figures")
     p.add_argument("--verbose", type=int, default=None, choices=[0, 1, 2],
                    help="Keras verbosity (default: progress bar on a terminal, a line "
@@ -71,6 +82,8 @@ def build_config(args) -> SplitVAEConfig:
         changes["split"] = False
     if args.dataset:
         changes["dataset"] = args.dataset
+    if args.precision:
+        changes["precision"] = args.precision
     fields = {f.name for f in dataclasses.fields(SplitVAEConfig)}
     for item in args.set:
         key, sep, raw = item.partition("=")
@@ -89,12 +102,19 @@ def run(args) -> int:
     import keras
 
     from . import data
-    from .model import SplitVAE
+    from .distribute import data_parallel
     from .plotting import plot_split_grid
+    from .precision import check_device_supports
     from .training import (AtomicCheckpoint, GammaBalance, HistoryWriter, StopOnNonFinite,
-                           atomic_write, atomic_write_text, read_checkpoint_state)
+                           atomic_write, atomic_write_text)
 
     config = build_config(args)
+    check_device_supports(config.precision)
+    # Devices before data: a wrong --distribute fails at once.
+    scope, devices = (data_parallel(config.batch_size) if args.distribute
+                      else (contextlib.nullcontext, None))
+    if devices:
+        print(f"[split_vae] data parallel: {devices}")
     dataset = config.dataset or args.preset
     out = args.out or os.path.join("runs", args.preset)
     os.makedirs(out, exist_ok=True)
@@ -109,6 +129,44 @@ def run(args) -> int:
                      limit=max(args.samples, 1), image_shape=config.image_shape)
 
     keras.utils.set_random_seed(args.seed)
+    with scope():  # several devices: the model is built (or loaded) on all of them
+        model, initial_epoch = _model_for(args, config, ckpt)
+    atomic_write_text(os.path.join(out, "config.json"), config.to_json())
+    print(f"[split_vae] {args.preset}: {model.count_params():,} parameters, "
+          f"dataset {dataset}, {config.epochs} epochs, {config.precision} -> {out}")
+
+    stop = StopOnNonFinite()
+    callbacks = [stop, AtomicCheckpoint(ckpt), HistoryWriter(os.path.join(out, "history.csv"))]
+    if not args.no_balance:
+        callbacks.insert(0, GammaBalance())
+    if initial_epoch < config.epochs:
+        with scope():
+            model.fit(train, epochs=config.epochs, initial_epoch=initial_epoch,
+                      callbacks=callbacks, verbose=verbose)
+    if stop.stopped_at is not None:
+        print(f"[split_vae] training diverged; {ckpt} holds the last good epoch",
+              file=sys.stderr)
+        return 3
+
+    atomic_write(os.path.join(out, "model.keras"), model.save)
+    n = args.samples
+    kind = "Split VAE" if config.split else "vanilla VAE"
+    plot_split_grid(model.generate(n, seed=args.seed), os.path.join(out, "generated.png"),
+                    n=n, title=f"{kind}, {dataset}: generated (z ~ N(0, I))")
+    plot_split_grid(model.reconstruct(test[:n]), os.path.join(out, "reconstructed.png"),
+                    n=n, inputs=test[:n], title=f"{kind}, {dataset}: reconstructed (test)")
+    print(f"[split_vae] wrote {out}/model.keras, generated.png, reconstructed.png, "
+          "history.csv")
+    return 0
+
+
+def _model_for(args, config, ckpt):
+    """(model, completed epochs): the checkpoint of a previous run, or a new model."""
+    import keras
+
+    from .model import SplitVAE
+    from .training import read_checkpoint_state
+
     initial_epoch = 0
     if os.path.exists(ckpt) and not args.no_resume:
         model = keras.saving.load_model(ckpt)
@@ -126,29 +184,4 @@ def run(args) -> int:
     else:
         model = SplitVAE(config, seed=args.seed)
         model.compile()
-    atomic_write_text(os.path.join(out, "config.json"), config.to_json())
-    print(f"[split_vae] {args.preset}: {model.count_params():,} parameters, "
-          f"dataset {dataset}, {config.epochs} epochs -> {out}")
-
-    stop = StopOnNonFinite()
-    callbacks = [stop, AtomicCheckpoint(ckpt), HistoryWriter(os.path.join(out, "history.csv"))]
-    if not args.no_balance:
-        callbacks.insert(0, GammaBalance())
-    if initial_epoch < config.epochs:
-        model.fit(train, epochs=config.epochs, initial_epoch=initial_epoch,
-                  callbacks=callbacks, verbose=verbose)
-    if stop.stopped_at is not None:
-        print(f"[split_vae] training diverged; {ckpt} holds the last good epoch",
-              file=sys.stderr)
-        return 3
-
-    atomic_write(os.path.join(out, "model.keras"), model.save)
-    n = args.samples
-    kind = "Split VAE" if config.split else "vanilla VAE"
-    plot_split_grid(model.generate(n, seed=args.seed), os.path.join(out, "generated.png"),
-                    n=n, title=f"{kind}, {dataset}: generated (z ~ N(0, I))")
-    plot_split_grid(model.reconstruct(test[:n]), os.path.join(out, "reconstructed.png"),
-                    n=n, inputs=test[:n], title=f"{kind}, {dataset}: reconstructed (test)")
-    print(f"[split_vae] wrote {out}/model.keras, generated.png, reconstructed.png, "
-          "history.csv")
-    return 0
+    return model, initial_epoch

@@ -20,6 +20,8 @@ from keras import layers, ops
 
 from .blocks import dense_block, scale_block
 from .config import SplitVAEConfig, get_preset
+from .distribute import per_replica_loss, replicas_in_sync
+from .precision import dtype_policy
 
 PACKAGE = "split_vae"
 
@@ -44,7 +46,9 @@ class Sampling(layers.Layer):
         z_mean, z_log_var = inputs
         if not training:
             return z_mean
-        eps = keras.random.normal(ops.shape(z_mean), seed=self.seed_generator)
+        # The noise in z's dtype: bfloat16/float16 under a mixed policy.
+        eps = keras.random.normal(ops.shape(z_mean), dtype=z_mean.dtype,
+                                  seed=self.seed_generator)
         return z_mean + eps * ops.exp(0.5 * z_log_var)
 
     def compute_output_shape(self, input_shape):
@@ -87,9 +91,11 @@ def vae_loss_terms(x, x_hat, z_mean, z_log_var, gamma, beta) -> dict:
     Per sample: 0.5 * sum((x - x_hat)^2) / gamma + beta * KL with
     KL = 0.5 * sum(z_mean^2 + exp(z_log_var) - 1 - z_log_var); the loss is the
     batch mean. Also returns the batch reconstruction MSE (per pixel) and the
-    batch mean KL, which the training logs show.
+    batch mean KL, which the training logs show. Everything is computed in
+    float32, whatever the dtype of the network's outputs (mixed precision).
     """
-    x = ops.cast(x, x_hat.dtype)
+    x, x_hat, z_mean, z_log_var, gamma = (
+        ops.cast(t, "float32") for t in (x, x_hat, z_mean, z_log_var, gamma))
     sq = ops.square(x - x_hat)
     rec = 0.5 * ops.sum(ops.reshape(sq, (ops.shape(sq)[0], -1)), axis=-1)
     kl = 0.5 * ops.sum(
@@ -108,7 +114,10 @@ class LastValue(keras.metrics.Metric):
 
     def __init__(self, name="last_value", **kwargs):
         super().__init__(name=name, **kwargs)
-        self.value = self.add_variable(shape=(), initializer="zeros", name="value")
+        # "mean": on several replicas, the value logged is the mean of the
+        # replicas' values (the global batch's, for equal shards).
+        self.value = self.add_variable(shape=(), initializer="zeros", name="value",
+                                       aggregation="mean")
 
     def update_state(self, value):
         self.value.assign(ops.cast(value, self.value.dtype))
@@ -123,8 +132,11 @@ class LastValue(keras.metrics.Metric):
 # ---------------------------------------------------------------------------
 # The three sub-models of the original, in its order
 # ---------------------------------------------------------------------------
-def build_encoder(config: SplitVAEConfig) -> keras.Model:
-    """Image -> embedding: strided convs with scale blocks, GAP, dense block."""
+def build_encoder(config: SplitVAEConfig, sync_bn: bool = False) -> keras.Model:
+    """Image -> embedding: strided convs with scale blocks, GAP, dense block.
+
+    sync_bn: BatchNorm statistics over every replica (see blocks.batch_norm).
+    """
     c = config
     x_in = keras.Input(shape=c.image_shape, name="image")
     dim = c.base_dim
@@ -132,13 +144,14 @@ def build_encoder(config: SplitVAEConfig) -> keras.Model:
                       name="enc_conv_in")(x_in)
     for i in range(c.num_scale - 1):
         y = scale_block(y, dim, c.block_per_scale, c.depth_per_block,
-                        c.kernel_size, name=f"enc_scale{i}", bn_momentum=c.bn_momentum)
+                        c.kernel_size, name=f"enc_scale{i}", bn_momentum=c.bn_momentum,
+                        synchronized=sync_bn)
         dim *= 2
         y = layers.Conv2D(dim, c.kernel_size, strides=2, padding="same",
                           name=f"enc_down{i}")(y)
     y = layers.GlobalAveragePooling2D(name="enc_pool")(y)
     emb = dense_block(y, c.emb_dim, c.depth_per_block, name="enc_dense",
-                      bn_momentum=c.bn_momentum)
+                      bn_momentum=c.bn_momentum, synchronized=sync_bn)
     return keras.Model(x_in, emb, name="encoder")
 
 
@@ -156,8 +169,13 @@ def build_latent(config: SplitVAEConfig, seed=None) -> keras.Model:
     return keras.Model(emb, [emb_hat, z, z_mean, z_log_var], name="latent")
 
 
-def build_decoder(config: SplitVAEConfig) -> keras.Model:
-    """Embedding -> 4x4 map -> transposed convs with scale blocks -> image(s)."""
+def build_decoder(config: SplitVAEConfig, sync_bn: bool = False) -> keras.Model:
+    """Embedding -> 4x4 map -> transposed convs with scale blocks -> image(s).
+
+    The last convolution and its sigmoid run in float32 under any precision
+    policy (a C- or 2C+1-channel layer: cheap), so sigma, x1, x2 and their
+    composition are float32, as the loss is.
+    """
     c = config
     dims, scales = c.decoder_dims()
     emb = keras.Input(shape=(c.emb_dim,), name="embedding")
@@ -167,9 +185,10 @@ def build_decoder(config: SplitVAEConfig) -> keras.Model:
         y = layers.Conv2DTranspose(dims[i + 1], c.kernel_size, strides=2,
                                    padding="same", name=f"dec_up{i}")(y)
         y = scale_block(y, dims[i + 1], c.block_per_scale, c.depth_per_block,
-                        c.kernel_size, name=f"dec_scale{i}", bn_momentum=c.bn_momentum)
+                        c.kernel_size, name=f"dec_scale{i}", bn_momentum=c.bn_momentum,
+                        synchronized=sync_bn)
     out = layers.Conv2D(c.output_channels, c.kernel_size, padding="same",
-                        activation="sigmoid", name="dec_out")(y)
+                        activation="sigmoid", dtype="float32", name="dec_out")(y)
     return keras.Model(emb, out, name="decoder")
 
 
@@ -221,17 +240,23 @@ class SplitVAE(keras.Model):
         self.seed = seed
 
         # === Sub-models ===
-        self.encoder = build_encoder(config)
-        self.latent = build_latent(config, seed=seed)
-        self.decoder = build_decoder(config)
+        # Built under config.precision's dtype policy (the global policy is
+        # restored afterwards); on several TensorFlow replicas, BatchNorm
+        # normalises over the global batch, as on one device.
+        sync_bn = replicas_in_sync() > 1
+        with dtype_policy(config.precision):
+            self.encoder = build_encoder(config, sync_bn=sync_bn)
+            self.latent = build_latent(config, seed=seed)
+            self.decoder = build_decoder(config, sync_bn=sync_bn)
 
         # === Training state (saved with the weights, not in count_params) ===
         # gamma divides the reconstruction error; mse_running is the running
-        # MSE estimate from which GammaBalance lowers it.
+        # MSE estimate from which GammaBalance lowers it. Always float32.
         self.gamma = self.add_weight(
-            shape=(), initializer="ones", trainable=False, name="gamma")
+            shape=(), initializer="ones", trainable=False, name="gamma", dtype="float32")
         self.mse_running = self.add_weight(
-            shape=(), initializer="ones", trainable=False, name="mse_running")
+            shape=(), initializer="ones", trainable=False, name="mse_running",
+            dtype="float32")
 
         # === Loss trackers ===
         self.mse_tracker = keras.metrics.Mean(name="mse")
@@ -273,9 +298,16 @@ class SplitVAE(keras.Model):
     def compute_output_spec(self, inputs, training=None):
         # Keras traces outputs symbolically with training unset: x_hat.
         shape = (inputs.shape[0],) + self.image_shape
-        return keras.KerasTensor(shape, dtype=self.compute_dtype)
+        return keras.KerasTensor(shape, dtype=self.decoder.output.dtype)
 
     # --- loss and metrics (every backend) ------------------------------
+    # The loss and the trackers are computed in compute_loss, the one place
+    # where every backend gives access to the model's variables: under JAX
+    # the trainer runs compute_loss inside a stateless scope that maps every
+    # variable (gamma included) to the step's state, while compute_metrics
+    # only sees the metric variables. So gamma is read where the loss is
+    # computed, and the loss of batch t uses the gamma that GammaBalance set
+    # after batch t-1 on every backend.
     def _terms(self, x, y_pred):
         # fit() passes the dict of call(training=True); evaluate() and
         # validation pass x_hat alone (Keras calls the model with
@@ -291,25 +323,30 @@ class SplitVAE(keras.Model):
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None,
                      training=True):
-        terms, _ = self._terms(x, y_pred)
+        terms, gamma = self._terms(x, y_pred)
+        mse, kl = ops.stop_gradient(terms["mse"]), ops.stop_gradient(terms["kl"])
+        self.mse_tracker.update_state(mse)
+        self.kl_tracker.update_state(kl)
+        self.batch_mse_tracker.update_state(mse)
+        self.gamma_tracker.update_state(gamma)
+        self.kl_weight_tracker.update_state(gamma * self.config.beta)
         loss = terms["loss"]
         if self.losses:
             loss = loss + ops.sum(self.losses)
-        return loss
+        return per_replica_loss(loss)
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
-        terms, gamma = self._terms(x, y_pred)
-        self.mse_tracker.update_state(terms["mse"])
-        self.kl_tracker.update_state(terms["kl"])
-        self.batch_mse_tracker.update_state(terms["mse"])
-        self.gamma_tracker.update_state(gamma)
-        self.kl_weight_tracker.update_state(gamma * self.config.beta)
+        # The trackers were updated with the loss (see above).
         return self.get_metrics_result()
 
     def compile(self, optimizer=None, **kwargs):
         """`keras.Model.compile` with Adam at config.learning_rate by default."""
         if optimizer is None:
             optimizer = keras.optimizers.Adam(learning_rate=self.config.learning_rate)
+        if self.config.precision == "mixed_float16" and not isinstance(
+                optimizer, keras.optimizers.LossScaleOptimizer):
+            # float16 gradients underflow without loss scaling (dynamic scale).
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
         if kwargs.get("loss") is not None:
             raise ValueError(
                 "SplitVAE computes its own loss (the VAE loss on x_hat); do not pass loss= "
@@ -329,10 +366,13 @@ class SplitVAE(keras.Model):
 
         `x` is a numpy array of images (N, H, W, C) or a `tf.data.Dataset` of
         image batches. uint8 arrays are scaled to [0, 1]; wrong shapes, NaN or
-        inf, and values outside [0, 1] raise ValueError.
+        inf, and values outside [0, 1] raise ValueError, as does
+        config.precision="mixed_float16" on a CPU without float16 arithmetic.
         """
+        from .precision import check_device_supports
         from .training import check_dataset, validate_images
 
+        check_device_supports(self.config.precision)
         if x is None:
             raise ValueError("fit() needs images: x=None received")
         if hasattr(x, "element_spec"):  # a tf.data.Dataset

@@ -1,0 +1,103 @@
+"""Mixed precision: the policies a Split VAE trains under, and whether the
+device can run them.
+
+Under "mixed_bfloat16" or "mixed_float16" the layers compute in 16 bits and
+keep float32 weights (Keras's dtype policies); the model keeps the loss,
+gamma, the KL and the last sigmoid layer in float32 (see `model.py`), and
+"mixed_float16" trains with dynamic loss scaling
+(`keras.optimizers.LossScaleOptimizer`), since float16 gradients underflow.
+bfloat16 has float32's exponent range and needs no scaling.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import platform
+
+import keras
+
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+
+
+def check_precision_name(name) -> str:
+    if name not in PRECISIONS:
+        raise ValueError(
+            f"unknown precision {name!r}; use one of {', '.join(PRECISIONS)} "
+            "(mixed_bfloat16 for CPUs with AVX512-BF16/AMX and recent GPUs, "
+            "mixed_float16 for GPUs)")
+    return name
+
+
+@contextlib.contextmanager
+def dtype_policy(name: str):
+    """Make `name` Keras's global dtype policy inside the block only.
+
+    Layers take the global policy when they are created, so a model built
+    inside the block keeps it; other models and tests do not see it.
+    """
+    check_precision_name(name)
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def cpu_flags() -> set[str]:
+    """The instruction-set flags of this machine's CPU (Linux), or an empty set."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith(("flags", "Features")):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+# float16 arithmetic in hardware: x86 AVX512-FP16 / AMX-FP16, Arm's FP16
+# extension. Without it (f16c only converts), frameworks emulate float16
+# through float32 and mixed_float16 gains nothing over float32.
+FP16_FLAGS = {"avx512_fp16", "amx_fp16", "fphp", "asimdhp"}
+BF16_FLAGS = {"avx512_bf16", "amx_bf16", "bf16"}
+
+
+def accelerators() -> list[str]:
+    """Names of the GPUs/TPUs the current Keras backend sees (empty on CPU)."""
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return [d.name for d in tf.config.list_logical_devices() if d.device_type in
+                ("GPU", "TPU")]
+    if backend == "jax":
+        import jax
+
+        return [str(d) for d in jax.devices() if d.platform != "cpu"]
+    if backend == "torch":
+        import torch
+
+        return [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    return []
+
+
+def check_device_supports(precision: str) -> None:
+    """ValueError, before training, when the device cannot run `precision`.
+
+    mixed_float16 needs a GPU or a CPU with float16 arithmetic; on other
+    CPUs it is refused with what to use instead.
+    """
+    check_precision_name(precision)
+    if precision != "mixed_float16" or accelerators():
+        return
+    flags = cpu_flags()
+    if flags & FP16_FLAGS:
+        return
+    alternative = ("mixed_bfloat16 (this CPU has "
+                   f"{', '.join(sorted(flags & BF16_FLAGS))})" if flags & BF16_FLAGS
+                   else "float32")
+    raise ValueError(
+        f"precision mixed_float16 needs a GPU or a CPU with float16 arithmetic "
+        f"({'/'.join(sorted(FP16_FLAGS))}); this {platform.machine()} CPU has none, "
+        f"so float16 would only be emulated: use {alternative}")
