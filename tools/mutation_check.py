@@ -164,7 +164,7 @@ MUTANTS = [
     M("cli-no-balance-ignored", "balance", r"if not args\.no_balance:", "if True:",
       ("tests/test_cli.py::test_balance_resume_and_no_resume_have_their_effect",
        "tests/test_cli.py",)),
-    M("cli-seed-ignored", "checkpoints", r"(keras\.utils\.set_random_seed\()args\.seed(\)\s*\n\s*initial_epoch\b)",
+    M("cli-seed-ignored", "checkpoints", r"(keras\.utils\.set_random_seed\()args\.seed(\))(?=(?:[^\n]*\n){1,3}[^\n]*initial_epoch)",
       r"\g<1>0\2", ("tests/test_cli.py::test_seed_fixes_the_initial_weights",
        "tests/test_cli.py",)),
     M("cli-beta-ignored", "loss", r'\("beta",\s*"beta"\),\s*', "", ("tests/test_cli.py::test_beta_learning_rate_and_latent_dim_reach_the_model",
