@@ -374,8 +374,8 @@ def format_table(result: dict) -> str:
              f"{result['n_samples']:,} samples per source; classifier test accuracy "
              f"{100 * result['classifier_test_accuracy']:.2f}%.", "",
              f"Calibration: FD-FMNIST test vs train (\"real\") "
-             f"{result['calibration']['real_test_vs_train']:.3f}; test vs test blurred by "
-             f"a 1-pixel Gaussian {result['calibration']['test_vs_blurred_test_1px']:.3f}.", ""]
+             f"{result['calibration']['real_test_vs_train']:.2f}; test vs test blurred by "
+             f"a 1-pixel Gaussian {result['calibration']['test_vs_blurred_test_1px']:.2f}.", ""]
     head = "| metric | " + " | ".join(f"split s{s}" for s in seeds) + " | " + \
         " | ".join(f"vanilla s{s}" for s in seeds) + " | " + \
         " | ".join(f"diff s{s}" for s in seeds) + \
@@ -383,16 +383,20 @@ def format_table(result: dict) -> str:
     lines += [head, "|" + "---|" * (4 + 3 * len(seeds))]
     for key, row in an["rows"].items():
         d = row["split_minus_vanilla"]
-        lines.append(f"| {row['label']} | " + " | ".join(_num(v) for v in row["split"]["values"])
-                     + " | " + " | ".join(_num(v) for v in row["vanilla"]["values"]) + " | "
-                     + " | ".join(f"{v:+.3f}" for v in d["values"]) + " | "
-                     + f"{_pm(row['split'])} | {_pm(row['vanilla'])} | {_pm(d)} |")
+        # counts as integers, the MSE with enough digits, distances with 2
+        digits, pm = {"reconstruction_mse": (5, 5)}.get(
+            key, (0, 2) if key.startswith("inactive") else (2, 2))
+        lines.append(f"| {row['label']} | "
+                     + " | ".join(_num(v, digits) for v in row["split"]["values"]) + " | "
+                     + " | ".join(_num(v, digits) for v in row["vanilla"]["values"]) + " | "
+                     + " | ".join(f"{v:+.{digits}f}" for v in d["values"]) + " | "
+                     + f"{_pm(row['split'], pm)} | {_pm(row['vanilla'], pm)} | {_pm(d, pm)} |")
     for key, st in an["split_parts"].items():
         source, part = key.split("_")[1:]
         lines.append(f"| FD {source.upper()} {part} (split only) | "
-                     + " | ".join(_num(v) for v in st["values"]) + " | "
+                     + " | ".join(_num(v, 2) for v in st["values"]) + " | "
                      + " | ".join("—" for _ in seeds) + " | " + " | ".join("—" for _ in seeds)
-                     + f" | {_pm(st)} | — | — |")
+                     + f" | {_pm(st, 2)} | — | — |")
     params = {k: models[f"{k}_seed{seeds[0]}"]["parameters"] for k in ("split", "vanilla")}
     times = {k: _stats([models[f"{k}_seed{s}"]["train_seconds"] for s in seeds])
              for k in ("split", "vanilla")}
@@ -404,9 +408,9 @@ def format_table(result: dict) -> str:
               "|---|---|---|---|---|"]
     for claim, v in an["claims"].items():
         beyond = "n/a (1 seed)" if v["exceeds_spread"] is None else \
-            ("yes" if v["exceeds_spread"] else "no") + f" (spread {v['spread']:.3f})"
-        lines.append(f"| {claim} | " + ", ".join(f"{x:+.3f}" for x in v["values"])
-                     + f" | {_pm(v)} | {'yes' if v['holds_every_seed'] else 'no'} | {beyond} |")
+            ("yes" if v["exceeds_spread"] else "no") + f" (spread {v['spread']:.2f})"
+        lines.append(f"| {claim} | " + ", ".join(f"{x:+.2f}" for x in v["values"])
+                     + f" | {_pm(v, 2)} | {'yes' if v['holds_every_seed'] else 'no'} | {beyond} |")
     lines += ["", "Split kind per seed: " + ", ".join(
         f"s{s}: {an['split_kind_by_seed'][str(s)]} "
         f"({100 * models[f'split_seed{s}']['split_kind']['high_frequency_fraction']:.1f}% "
@@ -416,7 +420,7 @@ def format_table(result: dict) -> str:
         "|---|---|---|---|---|---|---|---|---|"]
     for kind, k in an["by_kind"].items():
         lines.append(f"| {kind} | {', '.join(map(str, k['seeds']))} | "
-                     + " | ".join(_pm(k[c]) for c in (
+                     + " | ".join(_pm(k[c], 2) for c in (
                          "gen_split_x_hat", "gen_split_best_part", "gen_split_mix",
                          "gen_vanilla_x_hat", "gmm_split_x_hat", "gmm_split_best_part",
                          "gmm_vanilla_x_hat")) + " |")
@@ -436,6 +440,18 @@ def _flatten(d, prefix=""):
 
 COMPARED = ("calibration", "models")  # "analysis" follows from "models"
 NOT_COMPARED = ("train_seconds",)  # copied from the presets' metadata
+
+
+def largest_deviation(new: dict, committed: dict) -> float:
+    """max |new - committed| / max(|committed|, 1e-12) over the compared numbers."""
+    worst = 0.0
+    for part in COMPARED:
+        a, b = dict(_flatten(new[part])), dict(_flatten(committed[part]))
+        for k, old in b.items():
+            if isinstance(old, (int, float)) and not isinstance(old, bool) and k in a \
+                    and not any(x in k for x in NOT_COMPARED):
+                worst = max(worst, abs(a[k] - old) / max(abs(old), 1e-12))
+    return worst
 
 
 def compare(new: dict, committed: dict, rtol=RTOL, atol=ATOL) -> list[str]:
@@ -477,7 +493,8 @@ def evaluate_only(subset: bool, write: bool, progress: bool = False) -> int:
             status = 1
         else:
             print(f"every number matches {os.path.relpath(path, ROOT)} within {RTOL:.0%} "
-                  f"relative + {ATOL} absolute ({result['seconds']:.0f} s)")
+                  f"relative + {ATOL} absolute (largest relative deviation "
+                  f"{largest_deviation(result, committed):.1e}; {result['seconds']:.0f} s)")
     else:
         print(f"no committed numbers at {path} to compare with (use --write)")
     print(f"table: {result['table']} (FD-FMNIST, split vs vanilla VAE on Fashion-MNIST)")
