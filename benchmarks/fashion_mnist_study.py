@@ -209,7 +209,7 @@ def _blur(images, sigma=1.0):
     return gaussian_filter(images, sigma=(0, sigma, sigma, 0)).astype("float32")
 
 
-def evaluate_models(subset: bool = False, progress: bool = False) -> dict:
+def evaluate_models(subset: bool = False, progress: bool = False, wait: bool = False) -> dict:
     """Every number of the table, recomputed from the shipped weights."""
     if not progress:
         os.environ.setdefault("TQDM_DISABLE", "1")
@@ -237,6 +237,10 @@ def evaluate_models(subset: bool = False, progress: bool = False) -> dict:
     models = {}
     for name, split, seed in model_names(size["seeds"]):
         preset_dir = os.path.join(WEIGHTS_DIR, name)
+        while wait and not os.path.exists(os.path.join(preset_dir, "metadata.json")):
+            print(f"[study] waiting for {name} to finish training", file=sys.stderr,
+                  flush=True)
+            time.sleep(30)
         keras.utils.set_random_seed(EVAL_SEED)
         model = SplitVAE.from_preset(preset_dir)
         with open(os.path.join(preset_dir, "metadata.json")) as f:
@@ -473,11 +477,11 @@ def compare(new: dict, committed: dict, rtol=RTOL, atol=ATOL) -> list[str]:
     return bad
 
 
-def evaluate_only(subset: bool, write: bool, progress: bool = False) -> int:
+def evaluate_only(subset: bool, write: bool, progress: bool = False, wait: bool = False) -> int:
     from split_vae.training import atomic_write_text
 
     path = SUBSET_JSON if subset else STUDY_JSON
-    result = evaluate_models(subset=subset, progress=progress)
+    result = evaluate_models(subset=subset, progress=progress, wait=wait)
     print(format_table(result))
     status = 0
     if write:
@@ -603,6 +607,8 @@ def main(argv=None) -> int:
     parser.add_argument("--figure-seed", type=int, default=0,
                         help="seed of the models drawn in the grids")
     parser.add_argument("--progress", action="store_true", help="progress bars")
+    parser.add_argument("--wait", action="store_true",
+                        help="with --evaluate-only: wait for models still training")
     parser.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS))
     args = parser.parse_args(argv)
     if args.train_classifier:
@@ -611,7 +617,7 @@ def main(argv=None) -> int:
         train_all(args.seeds)
     status = 0
     if args.evaluate_only:
-        status = evaluate_only(args.subset, args.write, args.progress)
+        status = evaluate_only(args.subset, args.write, args.progress, args.wait)
     if args.figures:
         with open(STUDY_JSON) as f:
             for path in make_figures(json.load(f), args.figure_seed):
