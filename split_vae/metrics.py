@@ -417,7 +417,8 @@ def get_extractor(spec, batch_size: int = 50) -> FeatureExtractor:
         # FD-FMNIST: our Fashion-MNIST classifier (shipped, or weights at a path).
         from .fd_fmnist import fd_fmnist_extractor
 
-        return fd_fmnist_extractor(None if spec == "fd-fmnist" else spec)
+        return fd_fmnist_extractor(None if spec == "fd-fmnist" else spec,
+                                   batch_size=batch_size)
     if spec.endswith(".keras"):
         if not os.path.isfile(spec):
             raise FileNotFoundError(f"extractor model {spec} does not exist")
