@@ -39,7 +39,9 @@ def register(subparsers) -> None:
                    help="mixture components (default: the model's config)")
     p.add_argument("--extractor", default="inception",
                    help="'inception' (ImageNet weights: the paper's FID), "
-                        "'inception-random' (untrained InceptionV3: not an FID), or "
+                        "'inception-random' (untrained InceptionV3: not an FID), "
+                        "'fd-fmnist' (our Fashion-MNIST classifier, shipped: FD-FMNIST, "
+                        "not an FID; 32x32x1 images) or the path of its .weights.h5, or "
                         "the path of a .keras model mapping images to vectors")
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--cache-dir", default=None,

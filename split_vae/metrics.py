@@ -396,7 +396,8 @@ def inception_extractor(weights: str | None = "imagenet", size: int = 299,
 
 
 def get_extractor(spec, batch_size: int = 50) -> FeatureExtractor:
-    """"inception", "inception-random", a path to a .keras model, or a model.
+    """"inception", "inception-random", "fd-fmnist", a path to a .keras model or to
+    FD-FMNIST classifier weights (.weights.h5), or a model.
 
     A .keras extractor gets images resized to its own input size and mapped
     to [-1, 1], like InceptionV3.
@@ -412,6 +413,12 @@ def get_extractor(spec, batch_size: int = 50) -> FeatureExtractor:
     if spec == "inception-random":
         return inception_extractor(None, batch_size=batch_size)
     spec = os.fspath(spec)
+    if spec == "fd-fmnist" or spec.endswith(".weights.h5"):
+        # FD-FMNIST: our Fashion-MNIST classifier (shipped, or weights at a path).
+        from .fd_fmnist import fd_fmnist_extractor
+
+        return fd_fmnist_extractor(None if spec == "fd-fmnist" else spec,
+                                   batch_size=batch_size)
     if spec.endswith(".keras"):
         if not os.path.isfile(spec):
             raise FileNotFoundError(f"extractor model {spec} does not exist")
@@ -419,8 +426,9 @@ def get_extractor(spec, batch_size: int = 50) -> FeatureExtractor:
         return FeatureExtractor(model, name=os.path.basename(spec), batch_size=batch_size)
     raise ValueError(
         f"unknown extractor {spec!r}: use 'inception' (ImageNet weights, the paper's "
-        "FID), 'inception-random' (untrained, for pipelines without the weights) or "
-        "the path of a .keras model mapping images to vectors")
+        "FID), 'inception-random' (untrained, for pipelines without the weights), "
+        "'fd-fmnist' (our Fashion-MNIST classifier: FD-FMNIST, not an FID), the path "
+        "of its .weights.h5, or the path of a .keras model mapping images to vectors")
 
 
 # ---------------------------------------------------------------------------
