@@ -136,16 +136,12 @@ def windows(warmup, window, repeats):
 
 def run_original(config, args):
     import numpy as np
-    import tf_keras as k2
 
     sys.path.insert(0, os.path.join(ROOT, "tests"))
-    from keras2_original import build_original
+    from keras2_original import compiled_for_training
 
     c = config
-    vae = build_original(c.image_shape, c.latent_dim, c.base_dim, c.emb_dim, c.kernel_size,
-                         c.num_scale, c.block_per_scale, c.depth_per_block, c.split)[0]
-    vae.compile(optimizer=k2.optimizers.Adam(learning_rate=c.learning_rate), loss=None,
-                metrics=["mse"])
+    vae = compiled_for_training(c)
     bs = c.batch_size
     x = images(c, bs * 4)
     gamma_in = np.ones(bs, "float32")

@@ -114,6 +114,17 @@ def build_original(image_shape, latent_dim, base_dim, emb_dim, kernel_size,
     return vae, encoder, through_latent, emb_generator, decoder
 
 
+def compiled_for_training(config):
+    """The original's training model for a SplitVAEConfig, compiled as the authors train it
+    (Adam at the config's learning rate, the loss added inside the model)."""
+    c = config
+    vae = build_original(c.image_shape, c.latent_dim, c.base_dim, c.emb_dim, c.kernel_size,
+                         c.num_scale, c.block_per_scale, c.depth_per_block, c.split)[0]
+    vae.compile(optimizer=k2.optimizers.Adam(learning_rate=c.learning_rate), loss=None,
+                metrics=["mse"])
+    return vae
+
+
 def randomize(model, seed=0):
     """Give every weight a random value, BatchNorm moving statistics included.
 
