@@ -201,6 +201,7 @@ def evaluate_model(model, test_images, train_images=None, extractor="inception",
     """
     t0 = time.time()
     ext = metrics.get_extractor(extractor)
+    metric = getattr(ext, "metric_name", "FID")  # FD-FMNIST for our classifier
     test_images = metrics.check_images(test_images, "test images")
     if tuple(test_images.shape[1:]) != tuple(model.image_shape):
         raise ValueError(f"test images have shape {test_images.shape[1:]}, the model "
@@ -258,12 +259,12 @@ def evaluate_model(model, test_images, train_images=None, extractor="inception",
             fid[source] = {key: metrics.frechet_distance(*metrics.feature_statistics(f),
                                                          *ref)
                            for key, f in feats.items()}
-            step(f"FID {source.upper()}")
+            step(f"{metric} {source.upper()}")
 
     report = {
         "note": ext.note,
         "fid": fid,
-        "metric": getattr(ext, "metric_name", "FID"),
+        "metric": metric,
         "reconstruction_mse": rec_mse,
         "split_kind": kind,
         "latent": latents,
