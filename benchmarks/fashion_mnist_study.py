@@ -93,7 +93,7 @@ def train_one(name: str, split: bool, seed: int, train_images: np.ndarray) -> No
     import keras
 
     from split_vae import GammaBalance, SplitVAE, StopOnNonFinite
-    from split_vae.training import atomic_write, atomic_write_text
+    from split_vae.fileio import atomic_write, atomic_write_text
 
     preset_dir = os.path.join(WEIGHTS_DIR, name)
     if os.path.exists(os.path.join(preset_dir, "metadata.json")):
@@ -479,7 +479,7 @@ def compare(new: dict, committed: dict, rtol=RTOL, atol=ATOL) -> list[str]:
 
 
 def evaluate_only(subset: bool, write: bool, progress: bool = False, wait: bool = False) -> int:
-    from split_vae.training import atomic_write_text
+    from split_vae.fileio import atomic_write_text
 
     path = SUBSET_JSON if subset else STUDY_JSON
     result = evaluate_models(subset=subset, progress=progress, wait=wait)

@@ -14,17 +14,34 @@ if _os.environ.get("KERAS_BACKEND", "tensorflow") not in BACKENDS:
         f"KERAS_BACKEND={_os.environ['KERAS_BACKEND']!r} is not a backend split_vae "
         f"trains on; set it to one of {', '.join(BACKENDS)} (or unset it for tensorflow)")
 
-from . import data  # noqa: E402
-from .config import PRESETS, SplitVAEConfig, get_preset  # noqa: E402
-from .legacy import load_legacy_h5  # noqa: E402
-from .model import SplitVAE, split_output, vae_loss_terms  # noqa: E402
-from .training import (AtomicCheckpoint, GammaBalance, StopOnNonFinite,  # noqa: E402
-                       validate_images)
-
 __version__ = "0.1.0"
 
-__all__ = [
-    "PRESETS", "SplitVAEConfig", "get_preset", "SplitVAE", "split_output",
-    "vae_loss_terms", "GammaBalance", "StopOnNonFinite", "AtomicCheckpoint",
-    "validate_images", "load_legacy_h5",
-]
+# The public names, and the module each lives in. They are imported on first
+# use (PEP 562), not here: `import split_vae` and `python -m split_vae --help`
+# must not pay for Keras and TensorFlow (seconds, and TensorFlow's log lines)
+# before they are needed.
+_EXPORTS = {
+    "PRESETS": "config", "SplitVAEConfig": "config", "get_preset": "config",
+    "SplitVAE": "model", "split_output": "model", "vae_loss_terms": "model",
+    "GammaBalance": "training", "StopOnNonFinite": "training",
+    "AtomicCheckpoint": "training", "load_legacy_h5": "legacy",
+}
+_SUBMODULES = ("blocks", "checks", "cli", "config", "data", "distribute", "evaluation",
+               "fd_fmnist", "fileio", "legacy", "metrics", "model", "paths", "plotting",
+               "precision", "presets", "sampling", "training")
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    import importlib
+
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    if name in _SUBMODULES:
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'split_vae' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS) | set(_SUBMODULES))

@@ -13,6 +13,8 @@ import json
 import math
 from typing import Any
 
+from . import checks
+
 
 @dataclasses.dataclass
 class SplitVAEConfig:
@@ -91,7 +93,7 @@ class SplitVAEConfig:
             raise ValueError(
                 f"image_shape must be square (H == W), received {self.image_shape}"
             )
-        if not is_valid_image_size(h):
+        if not checks.is_valid_image_size(h):
             raise ValueError(
                 f"image side must be 4 * 2**k (4, 8, 16, 32, 64, ...), "
                 f"received {h} (image_shape={self.image_shape}); pad or resize "
@@ -103,8 +105,7 @@ class SplitVAEConfig:
                      "num_scale", "block_per_scale", "depth_per_block",
                      "batch_size", "epochs", "gmm_components"):
             value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, received {value!r}")
+            checks.integer(value, name)
         if h // 2 ** self.num_scale < 1:
             raise ValueError(
                 f"num_scale={self.num_scale} halves a {h}x{h} image below 1x1; "
@@ -167,11 +168,6 @@ class SplitVAEConfig:
 
     def replace(self, **changes) -> "SplitVAEConfig":
         return dataclasses.replace(self, **changes)
-
-
-def is_valid_image_size(side: int) -> bool:
-    """True when `side` is 4 * 2**k for some k >= 0."""
-    return side >= 4 and side % 4 == 0 and (side // 4) & (side // 4 - 1) == 0
 
 
 # The paper's configurations (Section V and the authors' code). All share

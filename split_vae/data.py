@@ -31,6 +31,10 @@ import zlib
 
 import numpy as np
 
+from . import checks
+from .fileio import atomic_write
+from .paths import cache_dir
+
 # ---------------------------------------------------------------------------
 # Names and constants
 # ---------------------------------------------------------------------------
@@ -75,8 +79,6 @@ OFFLINE_FILES = {
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
-# A folder's decoded images are cached here (override: SPLIT_VAE_CACHE_DIR).
-DEFAULT_CACHE_DIR = os.path.join("~", ".cache", "split_vae")
 _CACHE_FORMAT = 1  # bump when the cached preprocessing changes
 
 
@@ -143,11 +145,11 @@ def load(name, split="train", *, batch_size=100, data_dir=None, as_numpy=False,
     """
     name = _check_name(name)
     split = _check_split(split)
-    batch_size = _check_positive_int(batch_size, "batch_size")
+    batch_size = checks.integer(batch_size, "batch_size")
     if limit is not None:
-        limit = _check_positive_int(limit, "limit")
+        limit = checks.integer(limit, "limit")
     if image_shape is not None:
-        image_shape = _check_image_shape(image_shape)
+        image_shape = checks.image_shape(image_shape)
     if shuffle is None:
         shuffle = split == "train"
     if data_dir is not None:
@@ -155,7 +157,7 @@ def load(name, split="train", *, batch_size=100, data_dir=None, as_numpy=False,
 
     source = _resolve(name, split, data_dir, limit, image_shape)
     if isinstance(source, _Stream):
-        _check_shape(source.shape, image_shape, source.description)
+        checks.matching_shape(source.shape, image_shape, source.description)
         if as_numpy:
             return source.to_numpy()
         return source.dataset(batch_size, shuffle, seed)
@@ -163,9 +165,9 @@ def load(name, split="train", *, batch_size=100, data_dir=None, as_numpy=False,
     x = source  # numpy array, uint8 or float32, (N, H, W, C)
     if limit is not None:
         x = x[:limit]
-    _check_shape(x.shape[1:], image_shape, f"dataset {name!r} ({split})")
+    checks.matching_shape(x.shape[1:], image_shape, f"dataset {name!r} ({split})")
     if as_numpy:
-        return _to_float(x)
+        return checks.uint8_to_float(x) if x.dtype == np.uint8 else np.array(x, "float32")
     return array_pipeline(x, batch_size=batch_size, shuffle=shuffle, seed=seed)
 
 
@@ -230,41 +232,6 @@ def _check_split(split) -> str:
     if split not in SPLITS:
         raise ValueError(f"split must be one of {list(SPLITS)}, received {split!r}")
     return split
-
-
-def _check_positive_int(value, what) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{what} must be a positive integer, received {value!r}")
-    return int(value)
-
-
-def _check_image_shape(image_shape) -> tuple:
-    try:
-        shape = tuple(int(v) for v in image_shape)
-    except (TypeError, ValueError):
-        shape = ()
-    if len(shape) != 3 or min(shape) < 1:
-        raise ValueError(f"image_shape must be (H, W, C), received {image_shape!r}")
-    return shape
-
-
-def _check_shape(shape, image_shape, what) -> None:
-    shape = tuple(int(v) for v in shape)
-    if image_shape is None or shape == tuple(image_shape):
-        return
-    fmt = "x".join
-    raise ValueError(
-        f"{what} gives {fmt(map(str, shape))} images but the model expects "
-        f"{fmt(map(str, image_shape))} (image_shape); use the preset made for "
-        "this dataset, or set the model's image_shape to the data's")
-
-
-def _to_float(x) -> np.ndarray:
-    if x.dtype == np.uint8:
-        out = np.empty(x.shape, "float32")
-        np.multiply(x, np.float32(1.0 / 255.0), out=out, casting="unsafe")
-        return out
-    return np.array(x, dtype="float32")
 
 
 # ---------------------------------------------------------------------------
@@ -576,7 +543,7 @@ def read_array_split(path, split) -> np.ndarray:
         files = _array_files(path)
         for key in _SPLIT_KEYS[split]:
             if f"{key}.npy" in files:
-                return _check_array(_load_npy(os.path.join(path, f"{key}.npy")),
+                return array_images(_load_npy(os.path.join(path, f"{key}.npy")),
                                     os.path.join(path, f"{key}.npy"))
         per_split = [f for f in files if f[:-4] in sum(_SPLIT_KEYS.values(), ())]
         if per_split:
@@ -592,16 +559,27 @@ def read_array_split(path, split) -> np.ndarray:
         arrays = _load_npz(path)
         for key in _SPLIT_KEYS[split]:
             if key in arrays:
-                return _check_array(arrays[key], f"{path}[{key}]")
+                return array_images(arrays[key], f"{path}[{key}]")
         if len(arrays) == 1:
             (key, x), = arrays.items()
-            return _single_array(_check_array(x, f"{path}[{key}]"), path, split)
+            return _single_array(array_images(x, f"{path}[{key}]"), path, split)
         raise ValueError(
             f"{path} has no array for the {split} split: its arrays are "
             f"{sorted(arrays)}; name them x_train and x_test (as Keras' mnist.npz)")
     if path.lower().endswith(".npy"):
-        return _single_array(_check_array(_load_npy(path), path), path, split)
+        return _single_array(array_images(_load_npy(path), path), path, split)
     raise ValueError(f"{path} is neither a .npy nor a .npz file")
+
+
+def array_images(x, where) -> np.ndarray:
+    """Images read from an array file: uint8 (kept, not copied) or float32 in [0, 1].
+
+    A 3-d array (N, H, W) is grayscale: the channel axis is added here, as
+    part of reading the file format. Everything else is `checks.images`.
+    """
+    if x.ndim == 3:
+        x = x[..., None]
+    return checks.images(x, where, keep_uint8=True)
 
 
 def _single_array(x, path, split):
@@ -626,34 +604,6 @@ def _load_npz(path):
     except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as e:
         raise ValueError(f"{path} is a corrupt or truncated .npz file ({e}); write it "
                          "again with np.savez or copy it again") from None
-
-
-def _check_array(x, where) -> np.ndarray:
-    """(N, H, W, C) uint8 or float32 in [0, 1], or a ValueError naming the array."""
-    if x.ndim == 3:
-        x = x[..., None]
-    if x.ndim != 4 or len(x) == 0 or x.shape[-1] not in (1, 3, 4):
-        raise ValueError(f"{where} has shape {x.shape}; expected images (N, H, W) or "
-                         "(N, H, W, C) with C = 1 or 3")
-    if x.shape[-1] == 4:
-        x = x[..., :3]
-    if x.dtype == np.uint8:
-        return x
-    if np.issubdtype(x.dtype, np.integer):
-        lo, hi = int(x.min()), int(x.max())
-        if lo < 0 or hi > 255:
-            raise ValueError(f"{where} holds integers in [{lo}, {hi}]; pixels must be 0..255")
-        return x.astype(np.uint8)
-    if not np.issubdtype(x.dtype, np.floating):
-        raise ValueError(f"{where} has dtype {x.dtype}; expected uint8 pixels or floats")
-    x = np.asarray(x, dtype="float32")
-    if not np.isfinite(x).all():
-        raise ValueError(f"{where} contains NaN or inf")
-    lo, hi = float(x.min()), float(x.max())
-    if lo < 0.0 or hi > 1.0:
-        raise ValueError(f"{where} holds floats in [{lo:g}, {hi:g}]; scale them to [0, 1] "
-                         "(divide pixels by 255) or save them as uint8")
-    return x
 
 
 # ---------------------------------------------------------------------------
@@ -761,10 +711,6 @@ def read_celeba_folder(folder, split) -> np.ndarray:
     return preprocess_images(paths, celeba=True, desc=f"{folder} ({split})")
 
 
-def cache_dir() -> str:
-    return os.path.expanduser(os.environ.get("SPLIT_VAE_CACHE_DIR", DEFAULT_CACHE_DIR))
-
-
 def _fingerprint(paths, params) -> str:
     """Hash of the files' names, sizes and modification times, and the preprocessing.
 
@@ -785,14 +731,12 @@ def preprocess_images(paths, *, image_shape=None, celeba=False, desc="images",
     celeba=True applies the paper's crop and 64x64 resize (the images must be
     178x218). Otherwise `image_shape` sets the size (bilinear resize if
     needed) and channels; without it all images must share one size. The
-    array is written atomically to `cache_dir()` under a name that hashes the
+    array is written atomically to `cache_dir("images")` under a name that hashes the
     files and the preprocessing, and memory-mapped from there afterwards;
     the first run shows a progress bar.
     """
-    from .training import atomic_write
-
     params = {"celeba": bool(celeba), "image_shape": list(image_shape or [])}
-    path = os.path.join(cache_dir(), f"images-{_fingerprint(paths, params)}.npy")
+    path = os.path.join(cache_dir("images"), f"images-{_fingerprint(paths, params)}.npy")
     if cache and os.path.isfile(path):
         try:
             return np.load(path, mmap_mode="r")
@@ -823,7 +767,7 @@ def preprocess_images(paths, *, image_shape=None, celeba=False, desc="images",
         if e.errno not in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC):
             raise
         raise ValueError(
-            f"cannot write the decoded images to the cache {cache_dir()!r} ({e}); set "
+            f"cannot write the decoded images to the cache {cache_dir('images')!r} ({e}); set "
             "the environment variable SPLIT_VAE_CACHE_DIR to a writable directory with "
             "room for them") from None
     return np.load(path, mmap_mode="r")

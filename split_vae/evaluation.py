@@ -24,7 +24,8 @@ import keras
 import numpy as np
 from tqdm.auto import tqdm
 
-from . import metrics, sampling
+from . import checks, metrics, sampling
+from .fileio import atomic_write_json
 
 PARTS = ("x_hat", "x1", "x2")
 
@@ -202,12 +203,12 @@ def evaluate_model(model, test_images, train_images=None, extractor="inception",
     t0 = time.time()
     ext = metrics.get_extractor(extractor)
     metric = getattr(ext, "metric_name", "FID")  # FD-FMNIST for our classifier
-    test_images = metrics.check_images(test_images, "test images")
+    test_images = checks.images(test_images, "test images")
     if tuple(test_images.shape[1:]) != tuple(model.image_shape):
         raise ValueError(f"test images have shape {test_images.shape[1:]}, the model "
                          f"expects {tuple(model.image_shape)}")
     if train_images is not None:
-        train_images = metrics.check_images(train_images, "training images")
+        train_images = checks.images(train_images, "training images")
         if train_images.shape[1:] != test_images.shape[1:]:
             raise ValueError(
                 f"training images have shape {train_images.shape[1:]}, the test "
@@ -423,11 +424,9 @@ class FIDHistory(keras.callbacks.Callback):
                  n_samples: int = 1000, plot_path: str | None = None, seed: int = 0,
                  cache_dir: str | None = None, use_cache: bool = True, verbose: int = 1):
         super().__init__()
-        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
-            raise ValueError(f"every must be a positive integer, received {every!r}")
-        if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 2:
-            raise ValueError(f"n_samples must be an integer >= 2, received {n_samples!r}")
-        self.reference_images = metrics.check_images(reference_images, "reference images")
+        every = checks.integer(every, "every")
+        n_samples = checks.integer(n_samples, "n_samples", minimum=2)
+        self.reference_images = checks.images(reference_images, "reference images")
         self.every = every
         self.extractor_spec = extractor
         self.n_samples = n_samples
@@ -496,6 +495,4 @@ class FIDHistory(keras.callbacks.Callback):
 
 def write_report(report: dict, path: str) -> None:
     """The report as indented JSON, written atomically."""
-    from .training import atomic_write_text
-
-    atomic_write_text(path, json.dumps(report, indent=2))
+    atomic_write_json(path, report)

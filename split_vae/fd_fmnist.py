@@ -25,10 +25,15 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import warnings
 
+import keras
 import numpy as np
+from keras import layers
 
+from . import data
+from .fileio import atomic_write, atomic_write_json, sha256_file
 from .metrics import FeatureExtractor
 
 NAME = "fd-fmnist"
@@ -54,9 +59,6 @@ def build_classifier():
     """The CNN: three conv/BN/ReLU/max-pool stages (32, 64, 128 channels),
     a 128-unit ReLU layer named "features" (the FD-FMNIST features) and a
     10-way softmax. 32x32x1 inputs in [0, 1]; 356,906 parameters."""
-    import keras
-    from keras import layers
-
     # === Layers / Functional Model ===
     inputs = keras.Input(IMAGE_SHAPE, name="image")
     x = inputs
@@ -75,8 +77,6 @@ def build_classifier():
 
 def feature_model(classifier):
     """The classifier up to its penultimate layer: images -> 128 features."""
-    import keras
-
     return keras.Model(classifier.inputs, classifier.get_layer(FEATURE_LAYER).output,
                        name="fd_fmnist_features")
 
@@ -87,8 +87,6 @@ def feature_model(classifier):
 def labelled_split(split: str, data_dir=None):
     """(images (N, 32, 32, 1) float32 in [0, 1], labels (N,) int) of a split,
     both read from the same IDX directory (Debian's by default)."""
-    from . import data
-
     data_dir = data_dir or data.DEBIAN_FASHION_MNIST
     images = data.load("fashion_mnist", split, as_numpy=True, data_dir=data_dir)
     labels = data.read_idx_split(data_dir, split, "labels").astype("int64")
@@ -106,10 +104,6 @@ def train_classifier(epochs: int = 8, batch_size: int = 128, seed: int = 0,
     The card records the test accuracy (measured once, after training: the
     test split chooses nothing), the recipe and the time taken.
     """
-    import time
-
-    import keras
-
     x_train, y_train = labelled_split("train", data_dir)
     x_test, y_test = labelled_split("test", data_dir)
     keras.utils.set_random_seed(seed)
@@ -137,8 +131,6 @@ def train_classifier(epochs: int = 8, batch_size: int = 128, seed: int = 0,
 
 def save_classifier(model, card: dict, weights_path=WEIGHTS_PATH) -> str:
     """Write the weights and their card (with the weights' SHA-256), atomically."""
-    from .presets import sha256_file
-    from .training import atomic_write, atomic_write_text
 
     weights_path = os.fspath(weights_path)
     # An uncompiled copy: the weights file of a compiled model also holds the
@@ -147,7 +139,7 @@ def save_classifier(model, card: dict, weights_path=WEIGHTS_PATH) -> str:
     slim.set_weights(model.get_weights())
     atomic_write(weights_path, slim.save_weights)
     card = dict(card, weights_sha256=sha256_file(weights_path))
-    atomic_write_text(card_path(weights_path), json.dumps(card, indent=2) + "\n")
+    atomic_write_json(card_path(weights_path), card)
     return weights_path
 
 
@@ -162,6 +154,10 @@ class FDFMNISTExtractor(FeatureExtractor):
     """
 
     metric_name = METRIC
+    image_shape = IMAGE_SHAPE
+    image_hint = ("It reads Fashion-MNIST zero-padded to 32x32, as the paper pads MNIST: pad "
+                  "28x28 images with split_vae.data.pad_mnist; other sizes are not resized, "
+                  "as the classifier never saw them")
 
     def __init__(self, classifier, weights_path: str, card: dict | None = None,
                  batch_size: int = 500):
@@ -180,16 +176,6 @@ class FDFMNISTExtractor(FeatureExtractor):
                 f"{acc}). Not an FID: not comparable with the paper's tables, "
                 "InceptionV3-based numbers, pytorch-fid, clean-fid or TTUR.")
 
-    def features(self, images, desc=None, progress=True):
-        shape = tuple(np.shape(images))
-        if len(shape) != 4 or shape[1:] != IMAGE_SHAPE:
-            raise ValueError(
-                f"FD-FMNIST's classifier reads images of shape (N, 32, 32, 1) "
-                f"(Fashion-MNIST zero-padded to 32x32, as the paper pads MNIST); "
-                f"received {shape}. Pad 28x28 images with split_vae.data.pad_mnist; "
-                "other sizes are not resized, as the classifier never saw them")
-        return super().features(images, desc=desc, progress=progress)
-
 
 def fd_fmnist_extractor(weights_path=None, batch_size: int = 500) -> FDFMNISTExtractor:
     """The FD-FMNIST extractor with the shipped weights, or those at weights_path.
@@ -198,7 +184,6 @@ def fd_fmnist_extractor(weights_path=None, batch_size: int = 500) -> FDFMNISTExt
     not the classifier's weights (unreadable, truncated, other layers, or a
     SHA-256 that differs from its card's).
     """
-    import keras
 
     path = os.fspath(weights_path) if weights_path is not None else WEIGHTS_PATH
     if not os.path.isfile(path):
@@ -216,8 +201,6 @@ def fd_fmnist_extractor(weights_path=None, batch_size: int = 500) -> FDFMNISTExt
             raise ValueError(f"the FD-FMNIST card {cpath} is not valid JSON ({e})") from None
         expected = card.get("weights_sha256")
         if expected:
-            from .presets import sha256_file
-
             if sha256_file(path) != expected:
                 raise ValueError(
                     f"the FD-FMNIST classifier weights {path} are damaged: their SHA-256 "

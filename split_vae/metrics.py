@@ -29,7 +29,9 @@ import warnings
 
 import numpy as np
 
-from .training import pixel_values
+from . import checks
+from .fileio import atomic_write
+from .paths import cache_dir as cache_dir_for, keras_models_dir
 
 # Bumped whenever the way statistics are computed changes: old cache entries
 # then simply stop matching.
@@ -240,6 +242,12 @@ class FeatureExtractor:
     ```
     """
 
+    # The images this extractor accepts: None for any size (resized to the
+    # model's input); a subclass that reads one size only sets it, with a hint
+    # on how to get there.
+    image_shape = None
+    image_hint = ""
+
     def __init__(self, model, name: str = "custom", value_range=(-1.0, 1.0),
                  interpolation: str = "bilinear", batch_size: int = 50):
         shape = tuple(model.inputs[0].shape) if getattr(model, "inputs", None) else None
@@ -259,8 +267,6 @@ class FeatureExtractor:
         if not (np.isfinite([lo, hi]).all() and lo < hi):
             raise ValueError(f"value_range must be (low, high) with low < high, "
                              f"received {value_range!r}")
-        if int(batch_size) < 1:
-            raise ValueError(f"batch_size must be >= 1, received {batch_size!r}")
         self.model = model
         self.name = name
         self.input_size = (int(shape[1]), int(shape[2]))
@@ -268,7 +274,7 @@ class FeatureExtractor:
         self.dim = int(out[1])
         self.value_range = (lo, hi)
         self.interpolation = interpolation
-        self.batch_size = int(batch_size)
+        self.batch_size = checks.integer(batch_size, "batch_size")
         self._fingerprint = None
 
     @property
@@ -325,7 +331,8 @@ class FeatureExtractor:
         from keras import ops
         from tqdm.auto import tqdm
 
-        images = check_images(images)
+        images = checks.images(images, image_shape=self.image_shape,
+                               owner=f"the extractor {self.name!r}", hint=self.image_hint)
         out = []
         bar = tqdm(total=len(images), desc=desc or f"{self.name} features",
                    unit="img", disable=not progress, leave=False)
@@ -352,16 +359,6 @@ def _without_names(config):
     return config
 
 
-def check_images(images, name: str = "images") -> np.ndarray:
-    """float32 (N, H, W, C) images with C in {1, 3}, finite, in [0, 1]; else ValueError."""
-    x = np.asarray(images)
-    if x.ndim != 4 or x.shape[-1] not in (1, 3):
-        raise ValueError(f"{name} must have shape (N, H, W, 1 or 3), received {x.shape}")
-    if len(x) == 0:
-        raise ValueError(f"{name} is empty")
-    return pixel_values(x, name)
-
-
 def inception_extractor(weights: str | None = "imagenet", size: int = 299,
                         batch_size: int = 50) -> FeatureExtractor:
     """Keras InceptionV3, no top, average pooling: the paper's extractor.
@@ -380,10 +377,9 @@ def inception_extractor(weights: str | None = "imagenet", size: int = 299,
     except Exception as e:  # noqa: BLE001 - any download/IO failure
         if weights is None:
             raise
-        home = os.environ.get("KERAS_HOME", os.path.join(os.path.expanduser("~"), ".keras"))
         raise ValueError(
             f"could not load InceptionV3's ImageNet weights ({type(e).__name__}: {e}). "
-            f"Put the file {INCEPTION_WEIGHTS_FILE} in {os.path.join(home, 'models')} "
+            f"Put the file {INCEPTION_WEIGHTS_FILE} in {keras_models_dir()} "
             "(where Keras caches it), or measure with --extractor inception-random "
             "(random weights: not an FID) or --extractor PATH.keras (your own "
             "model mapping images to vectors)") from e
@@ -444,16 +440,10 @@ def images_digest(images) -> str:
 
 def statistics_key(images, extractor: FeatureExtractor) -> str:
     """The cache key: images' content + extractor's weights + preprocessing."""
-    parts = {"images": images_digest(check_images(images)),
+    parts = {"images": images_digest(checks.images(images)),
              "extractor": extractor.fingerprint(),
              "preprocessing": extractor.preprocessing()}
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
-
-
-def default_cache_dir() -> str:
-    """$SPLIT_VAE_CACHE if set, else ~/.cache/split_vae/fid."""
-    return os.environ.get("SPLIT_VAE_CACHE") or os.path.join(
-        os.path.expanduser("~"), ".cache", "split_vae", "fid")
 
 
 def _read_cached(path: str, key: str, dim: int):
@@ -482,12 +472,10 @@ def reference_statistics(images, extractor: FeatureExtractor, cache_dir: str | N
     extractor's weights or the preprocessing gives another file, so a cached
     entry is never stale. Written atomically.
     """
-    from .training import atomic_write
-
-    images = check_images(images)
+    images = checks.images(images)
     if not use_cache:
         return feature_statistics(extractor.features(images, desc=desc))
-    cache_dir = cache_dir or default_cache_dir()
+    cache_dir = cache_dir or cache_dir_for("fid")
     key = statistics_key(images, extractor)
     path = os.path.join(cache_dir, f"{key}.npz")
     if os.path.exists(path):

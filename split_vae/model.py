@@ -18,6 +18,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
+from . import checks
 from .blocks import dense_block, scale_block
 from .config import SplitVAEConfig, get_preset
 from .distribute import per_replica_loss, replicas_in_sync
@@ -370,22 +371,21 @@ class SplitVAE(keras.Model):
         config.precision="mixed_float16" on a CPU without float16 arithmetic.
         """
         from .precision import check_device_supports
-        from .training import check_dataset, validate_images
-
         check_device_supports(self.config.precision)
         if x is None:
             raise ValueError("fit() needs images: x=None received")
         if hasattr(x, "element_spec"):  # a tf.data.Dataset
-            x = check_dataset(x, self.image_shape)
+            x = checks.dataset(x, self.image_shape)
             kwargs.setdefault("shuffle", False)  # a dataset shuffles itself
         elif hasattr(x, "__array__"):  # numpy arrays and array-likes
-            x = validate_images(np.asarray(x), self.image_shape)
+            x = checks.images(x, image_shape=self.image_shape, announce_uint8=True)
         if y is not None:
             raise ValueError("a VAE trains on images alone: pass fit(images), not fit(x, y)")
         if kwargs.get("validation_data") is not None:
             v = kwargs["validation_data"]
             if isinstance(v, np.ndarray):
-                kwargs["validation_data"] = validate_images(v, self.image_shape)
+                kwargs["validation_data"] = checks.images(
+                    v, "validation images", image_shape=self.image_shape, announce_uint8=True)
         return super().fit(x, None, *args, **kwargs)
 
     # --- public API ---------------------------------------------------
@@ -399,8 +399,7 @@ class SplitVAE(keras.Model):
         if ops.is_tensor(x):
             _, _, z_mean, z_log_var = self.latent(self.encoder(x, training=False))
             return z_mean, z_log_var
-        x = np.asarray(x, dtype="float32")
-        self._check_shape(x)
+        x = checks.images(x, image_shape=self.image_shape)
         encoder = _inference_models(self)["encode"]
         means, logvars = [], []
         for i in _batches(len(x), batch_size, progress, desc):
@@ -443,8 +442,7 @@ class SplitVAE(keras.Model):
 
     def generate(self, n: int, seed=None, batch_size: int = 256) -> dict:
         """n samples from the prior N(0, I): dict of sigma, x1, x2, x_hat, z."""
-        if not isinstance(n, (int, np.integer)) or n < 0:
-            raise ValueError(f"n must be a non-negative integer, received {n!r}")
+        n = checks.integer(n, "n", minimum=0)
         z = np.random.default_rng(seed).standard_normal(
             (int(n), self.latent_dim)).astype("float32")
         out = self.decode(z, batch_size=batch_size)
@@ -457,9 +455,7 @@ class SplitVAE(keras.Model):
         What the original does when training resumes from weights without a
         saved gamma (it uses 10,000 training images).
         """
-        from .training import validate_images
-
-        images = validate_images(np.asarray(images), self.image_shape)
+        images = checks.images(images, image_shape=self.image_shape, announce_uint8=True)
         x_hat = self.reconstruct(images, batch_size=batch_size)["x_hat"]
         mse = float(np.mean(np.square(images - x_hat)))
         self.gamma.assign(mse)
@@ -475,12 +471,6 @@ class SplitVAE(keras.Model):
         return int(sum(
             math.prod(w.shape) for sub in (self.encoder, self.latent, self.decoder)
             for w in sub.weights))
-
-    def _check_shape(self, x):
-        if x.ndim != 4 or tuple(x.shape[1:]) != self.image_shape:
-            raise ValueError(
-                f"expected images of shape (N, {', '.join(map(str, self.image_shape))}), "
-                f"received {x.shape}")
 
     def _part_shapes(self):
         h, w, c = self.image_shape
@@ -557,10 +547,8 @@ def _inference_models(model: SplitVAE) -> dict:
 
 def _batches(n: int, batch_size: int, progress: bool, desc: str):
     """Start indices of the batches of n items, under a tqdm bar if progress."""
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
-            or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, received {batch_size!r}")
-    starts = range(0, n, int(batch_size))
+    batch_size = checks.integer(batch_size, "batch_size")
+    starts = range(0, n, batch_size)
     if not progress:
         yield from starts
         return

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .fileio import atomic_write
+
 ROW_LABELS = {"input": "x", "sigma": "σ", "x1": "x̂₁", "x2": "x̂₂", "x_hat": "x̂"}
 
 
@@ -93,8 +95,6 @@ def plot_square_grid(images: np.ndarray, path: str | None = None, side: int = 10
 def save_figure(fig, path: str) -> None:
     """Write a figure to PNG atomically and close it."""
     import matplotlib.pyplot as plt
-
-    from .training import atomic_write
 
     atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
     plt.close(fig)

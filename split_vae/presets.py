@@ -26,7 +26,7 @@ import urllib.parse
 import warnings
 
 from .config import PRESETS, SplitVAEConfig
-from .training import atomic_write, atomic_write_text
+from .fileio import atomic_write, atomic_write_json, atomic_write_text, read_json, sha256_file
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.weights.h5"
@@ -100,15 +100,6 @@ REGISTRY: dict[str, PretrainedWeights] = {w.name: w for w in [
 # ---------------------------------------------------------------------------
 # Preset directories
 # ---------------------------------------------------------------------------
-def sha256_file(path, chunk: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file, read in chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(chunk), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def save_to_preset(model, preset_dir, dataset=None, source=None) -> str:
     """Write model as a preset directory: config.json, model.weights.h5, metadata.json.
 
@@ -151,16 +142,8 @@ def save_to_preset(model, preset_dir, dataset=None, source=None) -> str:
     }
     if source is not None:
         metadata["source"] = source
-    atomic_write_text(os.path.join(preset_dir, METADATA_FILE), json.dumps(metadata, indent=2))
+    atomic_write_json(os.path.join(preset_dir, METADATA_FILE), metadata)
     return preset_dir
-
-
-def _read_json(path):
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path} is not valid JSON: {e}") from None
 
 
 def load_preset_dir(path, **kwargs):
@@ -187,7 +170,7 @@ def load_preset_dir(path, **kwargs):
             f"{path} is not a preset directory: it has no {CONFIG_FILE}{hint}")
     if not os.path.isfile(weights_path):
         raise FileNotFoundError(f"preset directory {path} has no {WEIGHTS_FILE}")
-    raw = _read_json(config_path)
+    raw = read_json(config_path, "preset config")
     if not isinstance(raw, dict):
         raise ValueError(f"{config_path} must hold a JSON object of SplitVAEConfig fields, "
                          f"received {type(raw).__name__}")
@@ -195,7 +178,7 @@ def load_preset_dir(path, **kwargs):
         config = SplitVAEConfig.from_dict(raw)
     except (TypeError, ValueError) as e:
         raise ValueError(f"{config_path}: {e}") from None
-    metadata = _read_json(metadata_path) if os.path.isfile(metadata_path) else {}
+    metadata = read_json(metadata_path, "preset metadata") if os.path.isfile(metadata_path) else {}
     expected = metadata.get("weights_sha256")
     if expected and sha256_file(weights_path) != expected:
         raise ValueError(

@@ -15,6 +15,8 @@ import warnings
 
 import numpy as np
 
+from . import checks
+
 
 def fit_gmm(z, n_components: int, seed: int | None = 0, max_iter: int = 200,
             progress: bool = True):
@@ -39,9 +41,7 @@ def fit_gmm(z, n_components: int, seed: int | None = 0, max_iter: int = 200,
         raise ValueError(f"z must have shape (N, latent_dim), received {z.shape}")
     if not np.isfinite(z).all():
         raise ValueError("z contains NaN or inf")
-    if isinstance(n_components, bool) or not isinstance(n_components, (int, np.integer)) \
-            or n_components < 1:
-        raise ValueError(f"n_components must be a positive integer, received {n_components!r}")
+    n_components = checks.integer(n_components, "n_components")
     if len(z) < n_components:
         raise ValueError(
             f"cannot fit {n_components} mixture components to {len(z)} latent vectors; "
@@ -75,8 +75,7 @@ def sample_gmm(gmm, n: int, seed: int | None = 0) -> np.ndarray:
     its own and the order is shuffled, so any prefix is a fair sample (the
     "mix" column takes halves).
     """
-    if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 0:
-        raise ValueError(f"n must be a non-negative integer, received {n!r}")
+    n = checks.integer(n, "n", minimum=0)
     rng = np.random.default_rng(seed)
     counts = rng.multinomial(int(n), gmm.weights_ / gmm.weights_.sum())
     d = gmm.means_.shape[1]

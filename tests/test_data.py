@@ -381,7 +381,7 @@ def test_folder_lossless_values_and_cache(image_folder, tmp_path, monkeypatch):
     d, x = image_folder
     got = data.load("folder", "train", data_dir=d, as_numpy=True)
     np.testing.assert_allclose(got, x / 255.0, atol=1e-7)
-    cached = list((tmp_path / "cache").glob("*.npy"))
+    cached = list((tmp_path / "cache" / "images").glob("*.npy"))
     assert len(cached) == 1
     # Second load: from the cache, nothing decoded.
     monkeypatch.setattr(data, "_decode_into", lambda *a: pytest.fail("decoded again"))
@@ -395,8 +395,8 @@ def test_folder_change_invalidates_cache(image_folder, tmp_path):
     save_png(d / "im00.png", 255 - x[0])
     got = data.load("folder", data_dir=d, as_numpy=True)
     np.testing.assert_allclose(got[0], (255 - x[0]) / 255.0, atol=1e-7)
-    assert len(list((tmp_path / "cache").glob("*.npy"))) == 2
-    assert not list((tmp_path / "cache").glob(".tmp-*"))
+    assert len(list((tmp_path / "cache" / "images").glob("*.npy"))) == 2
+    assert not list((tmp_path / "cache" / "images").glob(".tmp-*"))
 
 
 def test_folder_resized_and_converted_to_image_shape(tmp_path):

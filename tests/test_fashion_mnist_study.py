@@ -112,7 +112,7 @@ def test_train_resumes_where_it_stopped_and_skips_finished(tmp_path, monkeypatch
         monkeypatch.setattr(study, "WEIGHTS_DIR", str(tmp_path / where / "weights"))
         monkeypatch.setattr(study, "WORK_DIR", str(tmp_path / where / "work"))
         if interrupt_after is not None:
-            real = split_vae.training.atomic_write_text
+            real = split_vae.fileio.atomic_write_text
             calls = []
 
             def write_then_stop(path, text):
@@ -120,10 +120,10 @@ def test_train_resumes_where_it_stopped_and_skips_finished(tmp_path, monkeypatch
                 calls.append(path)
                 if len(calls) == interrupt_after:
                     raise KeyboardInterrupt
-            monkeypatch.setattr(split_vae.training, "atomic_write_text", write_then_stop)
+            monkeypatch.setattr(split_vae.fileio, "atomic_write_text", write_then_stop)
             with pytest.raises(KeyboardInterrupt):
                 study.train_one("split_seed0", True, 0, images)
-            monkeypatch.setattr(split_vae.training, "atomic_write_text", real)
+            monkeypatch.setattr(split_vae.fileio, "atomic_write_text", real)
         study.train_one("split_seed0", True, 0, images)
         return os.path.join(study.WEIGHTS_DIR, "split_seed0")
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy import linalg
 
-from split_vae import metrics
+from split_vae import metrics, paths
 from split_vae.metrics import (FeatureExtractor, feature_statistics, frechet_distance,
                                reference_statistics, statistics_key, trace_sqrt_product)
 
@@ -298,11 +298,14 @@ def test_reference_statistics_cached_by_content(tmp_path):
     assert len(os.listdir(tmp_path)) == 2  # changed images: another entry
 
 
-def test_env_var_sets_cache_dir(tmp_path, monkeypatch):
-    monkeypatch.setenv("SPLIT_VAE_CACHE", str(tmp_path / "c"))
-    assert metrics.default_cache_dir() == str(tmp_path / "c")
-    monkeypatch.delenv("SPLIT_VAE_CACHE")
-    assert metrics.default_cache_dir().endswith(os.path.join("split_vae", "fid"))
+def test_statistics_go_to_the_fid_folder_of_the_cache_root(tmp_path, monkeypatch):
+    monkeypatch.setenv("SPLIT_VAE_CACHE_DIR", str(tmp_path / "c"))
+    x = np.random.default_rng(0).random((6, 8, 8, 3)).astype("float32")
+    reference_statistics(x, flatten_extractor())
+    assert [p.suffix for p in (tmp_path / "c" / "fid").iterdir()] == [".npz"]
+    monkeypatch.delenv("SPLIT_VAE_CACHE_DIR")
+    assert paths.cache_dir("fid") == os.path.join(
+        os.path.expanduser("~"), ".cache", "split_vae", "fid")
 
 
 def test_corrupt_cache_file_is_named(tmp_path):

@@ -180,7 +180,7 @@ def test_get_config_round_trip(model):
 def test_decode_rejects_wrong_latent_shape(model):
     with pytest.raises(ValueError, match=r"\(N, 4\)"):
         model.decode(np.zeros((2, 5)))
-    with pytest.raises(ValueError, match="expected images of shape"):
+    with pytest.raises(ValueError, match=r"expects images of shape \(N, 16, 16, 1\); received \(2, 8, 8, 1\)"):
         model.encode(np.zeros((2, 8, 8, 1)))
 
 

@@ -44,7 +44,6 @@ def test_notebook_runs_in_smoke_mode(name, tmp_path, monkeypatch):
     if name in TFDS:
         nb.cells.insert(0, nbformat.v4.new_code_cell(MOCK_CELL))
     monkeypatch.setenv("SPLIT_VAE_NOTEBOOK_MODE", "smoke")
-    monkeypatch.setenv("SPLIT_VAE_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("SPLIT_VAE_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("SPLIT_VAE_OFFLINE", "1")
     monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "3")

@@ -17,7 +17,8 @@ import keras2_original as k2o
 from split_vae import SplitVAE, SplitVAEConfig, get_preset, load_legacy_h5
 from split_vae import cli, presets
 from split_vae.presets import (CONFIG_FILE, METADATA_FILE, REGISTRY, WEIGHTS_FILE,
-                               PretrainedWeights, WeightsUnavailableError, sha256_file)
+                               PretrainedWeights, WeightsUnavailableError)
+from split_vae.fileio import sha256_file
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOL = 1e-5

@@ -8,7 +8,8 @@ import pytest
 
 from helpers import tiny_config, tiny_images
 from split_vae import AtomicCheckpoint, GammaBalance, SplitVAE, StopOnNonFinite
-from split_vae.training import atomic_write, read_checkpoint_state
+from split_vae.fileio import atomic_write
+from split_vae.training import read_checkpoint_state
 
 
 class RecordBatches(keras.callbacks.Callback):
@@ -66,21 +67,23 @@ def test_a_short_fit_lowers_the_loss():
     assert losses[-1] < 0.8 * losses[0], losses
 
 
-def test_fit_accepts_a_tf_data_dataset_and_uint8(capsys):
+def test_fit_accepts_a_tf_data_dataset_and_uint8(caplog):
     import tensorflow as tf
 
     m = fresh()
     x8 = (tiny_images(64) * 255).astype("uint8")
+    caplog.set_level("INFO", logger="split_vae")
     m.fit(tf.data.Dataset.from_tensor_slices(x8).batch(32), epochs=1, verbose=0)
-    assert "uint8" in capsys.readouterr().out
+    assert "dataset: uint8 batches scaled" in caplog.text
+    caplog.clear()
     m.fit(x8, epochs=1, batch_size=32, verbose=0)
-    assert "scaled to [0, 1]" in capsys.readouterr().out
+    assert "images: uint8 data scaled to [0, 1]" in caplog.text
 
 
 @pytest.mark.parametrize("images, message", [
     (np.zeros((4, 28, 28, 1), "float32"), "4 \\* 2\\*\\*k"),
-    (np.zeros((4, 32, 32, 1), "float32"), "expects 16x16"),
-    (np.zeros((4, 16, 16, 3), "float32"), "3 channel"),
+    (np.zeros((4, 32, 32, 1), "float32"), "expects images of shape \\(N, 16, 16, 1\\).*32x32, not 16x16"),
+    (np.zeros((4, 16, 16, 3), "float32"), "3 channel\\(s\\), not 1"),
     (np.full((4, 16, 16, 1), 2.0, "float32"), "\\[0, 1\\]"),
     (np.full((4, 16, 16, 1), -0.5, "float32"), "\\[0, 1\\]"),
     (np.zeros((4, 16), "float32"), "shape"),
