@@ -1,5 +1,8 @@
 import sys
 
 from .cli import main
+from .cli.quiet import filtered_native_stderr, set_log_level
 
-sys.exit(main())
+with filtered_native_stderr(set_log_level()):
+    status = main()
+sys.exit(status)

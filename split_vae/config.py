@@ -16,6 +16,20 @@ from typing import Any
 from . import checks
 
 
+# The arithmetic a model may train in (`precision.py` applies them); named
+# here so that a configuration is checked without importing Keras.
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+
+
+def check_precision_name(name) -> str:
+    if name not in PRECISIONS:
+        raise ValueError(
+            f"unknown precision {name!r}; use one of {', '.join(PRECISIONS)} "
+            "(mixed_bfloat16 for CPUs with AVX512-BF16/AMX and recent GPUs, "
+            "mixed_float16 for GPUs)")
+    return name
+
+
 @dataclasses.dataclass
 class SplitVAEConfig:
     """Every hyperparameter of the original network and its training loss.
@@ -115,8 +129,6 @@ class SplitVAEConfig:
             raise ValueError(f"bn_momentum must be in [0, 1), received {self.bn_momentum!r}")
         if not (self.beta >= 0 and math.isfinite(self.beta)):
             raise ValueError(f"beta must be finite and >= 0, received {self.beta!r}")
-        from .precision import check_precision_name
-
         check_precision_name(self.precision)
         if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
             raise ValueError(

@@ -7,6 +7,9 @@ closed; one returned without a path stays open for the notebook to show.
 
 from __future__ import annotations
 
+import os
+
+import matplotlib.pyplot as plt
 import numpy as np
 
 from .fileio import atomic_write
@@ -33,8 +36,6 @@ def plot_split_grid(parts: dict, path: str | None = None, n: int = 10,
     Returns:
         the matplotlib Figure.
     """
-    import matplotlib.pyplot as plt
-
     rows = [("input", inputs)] if inputs is not None else []
     rows += [(k, parts[k]) for k in ("sigma", "x1", "x2", "x_hat") if k in parts]
     if not rows:
@@ -47,9 +48,7 @@ def plot_split_grid(parts: dict, path: str | None = None, n: int = 10,
     for r, (key, images) in enumerate(rows):
         for c in range(n):
             ax = axes[r][c]
-            img = _as_image(images[c])
-            ax.imshow(img, cmap="gray" if img.ndim == 2 else None, vmin=0, vmax=1,
-                      interpolation="nearest")
+            _show(ax, _as_image(images[c]))
             ax.set_xticks([])
             ax.set_yticks([])
             if c == 0:
@@ -57,17 +56,12 @@ def plot_split_grid(parts: dict, path: str | None = None, n: int = 10,
                               fontsize=12, va="center")
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    if path is not None:
-        save_figure(fig, path)
-    return fig
+    return _finish(fig, path)
 
 
 def plot_square_grid(images: np.ndarray, path: str | None = None, side: int = 10,
                      title: str | None = None):
     """A side x side mosaic of images (e.g. samples, or sigma maps)."""
-    import matplotlib.pyplot as plt
-
     images = np.asarray(images)
     side = int(min(side, np.floor(np.sqrt(len(images)))))
     if side < 1:
@@ -81,11 +75,20 @@ def plot_square_grid(images: np.ndarray, path: str | None = None, side: int = 10
         mosaic = tiles.reshape(side, side, h, w, ch).transpose(0, 2, 1, 3, 4).reshape(
             side * h, side * w, ch)
     fig, ax = plt.subplots(figsize=(6, 6))
-    ax.imshow(mosaic, cmap="gray" if mosaic.ndim == 2 else None, vmin=0, vmax=1,
-              interpolation="nearest")
+    _show(ax, mosaic)
     ax.axis("off")
     if title:
         ax.set_title(title)
+    return _finish(fig, path)
+
+
+def _show(ax, img: np.ndarray) -> None:
+    """Draw an image in [0, 1], grey when it has no channel axis, pixels unsmoothed."""
+    ax.imshow(img, cmap="gray" if img.ndim == 2 else None, vmin=0, vmax=1,
+              interpolation="nearest")
+
+
+def _finish(fig, path):
     fig.tight_layout()
     if path is not None:
         save_figure(fig, path)
@@ -94,7 +97,52 @@ def plot_square_grid(images: np.ndarray, path: str | None = None, side: int = 10
 
 def save_figure(fig, path: str) -> None:
     """Write a figure to PNG atomically and close it."""
-    import matplotlib.pyplot as plt
-
     atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
     plt.close(fig)
+
+
+def _kind(model) -> str:
+    return "Split VAE" if model.config.split else "vanilla VAE"
+
+
+def write_training_figures(model, directory: str, test_images: np.ndarray, n: int = 10,
+                           seed: int = 0, dataset: str = "") -> list[str]:
+    """The figures of a trained model: DIR/generated.png and DIR/reconstructed.png.
+
+    generated.png: n samples from the prior (`model.generate(n, seed=seed)`),
+    rows sigma, x1, x2, x_hat; reconstructed.png: the first n test images on
+    top of their reconstructions. Returns the paths written.
+    """
+    kind = _kind(model)
+    paths = [os.path.join(directory, "generated.png"),
+             os.path.join(directory, "reconstructed.png")]
+    plot_split_grid(model.generate(n, seed=seed), paths[0], n=n,
+                    title=f"{kind}, {dataset}: generated (z ~ N(0, I))")
+    plot_split_grid(model.reconstruct(test_images[:n]), paths[1], n=n,
+                    inputs=test_images[:n], title=f"{kind}, {dataset}: reconstructed (test)")
+    return paths
+
+
+def write_evaluation_figures(model, samples: dict, directory: str, side: int = 10,
+                             dataset: str = "") -> list[str]:
+    """The figures of an evaluation (`evaluation.evaluate_model`'s samples).
+
+    DIR/generated.png (rows sigma, x1, x2, x_hat of prior samples),
+    DIR/samples_gen.png and DIR/samples_gmm.png (side x side grids of x_hat
+    from the prior and from the GMM) and, for a Split VAE, DIR/sigma.png
+    (sigma maps of the prior samples). Returns the paths written.
+    """
+    kind = _kind(model)
+    path = os.path.join(directory, "generated.png")
+    plot_split_grid(samples["gen"], path, n=side,
+                    title=f"{kind}, {dataset}: generated (z ~ N(0, I))")
+    paths = [path]
+    for src, what in (("gen", "z ~ N(0, I)"), ("gmm", "z ~ GMM")):
+        paths.append(os.path.join(directory, f"samples_{src}.png"))
+        plot_square_grid(samples[src]["x_hat"], paths[-1], side=side,
+                         title=f"{kind}, {dataset}: x_hat, {what}")
+    if "sigma" in samples["gen"]:
+        paths.append(os.path.join(directory, "sigma.png"))
+        plot_square_grid(samples["gen"]["sigma"], paths[-1], side=side,
+                         title=f"{dataset}: sigma maps (z ~ N(0, I))")
+    return paths

@@ -16,16 +16,7 @@ import platform
 
 import keras
 
-PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
-
-
-def check_precision_name(name) -> str:
-    if name not in PRECISIONS:
-        raise ValueError(
-            f"unknown precision {name!r}; use one of {', '.join(PRECISIONS)} "
-            "(mixed_bfloat16 for CPUs with AVX512-BF16/AMX and recent GPUs, "
-            "mixed_float16 for GPUs)")
-    return name
+from .config import PRECISIONS, check_precision_name  # noqa: F401 (re-exported)
 
 
 @contextlib.contextmanager

@@ -2,25 +2,22 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 
-from .config import PRESETS
+from ..config import PRESETS
+from .common import add_command
 
 
 def register(sub) -> None:
-    from .cli import HelpFormatter
-
-    p = sub.add_parser(
-        "convert-legacy",
+    p = add_command(
+        sub, "convert-legacy", run,
         help="convert a Keras 2 .hdf5 checkpoint of the original code to a preset directory",
         description="Read a checkpoint written by the authors' Keras 2 code "
                     "(vae.save_weights('f.hdf5')), infer its configuration from the "
                     "weights' shapes (or check it against --preset), and write OUT_DIR/"
                     "config.json, model.weights.h5 and metadata.json, which "
                     "SplitVAE.from_preset(OUT_DIR) loads. gamma is set to 1 (the file has "
-                    "none): call model.estimate_gamma(images) before training further.",
-        formatter_class=HelpFormatter)
+                    "none): call model.estimate_gamma(images) before training further.")
     p.add_argument("input", metavar="IN.hdf5", help="Keras 2 HDF5 checkpoint")
     p.add_argument("output", metavar="OUT_DIR", help="preset directory to write")
     p.add_argument("--preset", default=None, choices=sorted(PRESETS),
@@ -30,12 +27,14 @@ def register(sub) -> None:
                    help="training dataset to record in metadata.json and config.json")
     p.add_argument("--overwrite", action="store_true",
                    help="replace a preset already in OUT_DIR")
-    p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    from .legacy import load_legacy_h5
-    from .presets import CONFIG_FILE, sha256_file
+    # The library is imported here, not at the top: parsing and --help must not
+    # wait seconds for Keras and TensorFlow.
+    from ..fileio import sha256_file
+    from ..legacy import load_legacy_h5
+    from ..presets import CONFIG_FILE
 
     if os.path.exists(os.path.join(args.output, CONFIG_FILE)) and not args.overwrite:
         raise ValueError(

@@ -8,24 +8,25 @@ OUT/samples_gmm.png (square grids of x_hat) and OUT/sigma.png (sigma maps).
 
 from __future__ import annotations
 
-import argparse
+import logging
 import os
-import sys
+
+from .common import add_command
+
+logger = logging.getLogger(__name__)
 
 
 def register(subparsers) -> None:
-    from .cli import HelpFormatter
-
-    p = subparsers.add_parser(
-        "evaluate", help="FID (GEN, GMM; x_hat, x1, x2, mix), latent statistics, figures",
+    p = add_command(
+        subparsers, "evaluate", run,
+        help="FID (GEN, GMM; x_hat, x1, x2, mix), latent statistics, figures",
         description="Evaluate a model as the paper's tables do: FID of samples from "
                     "the prior (GEN) and from a Gaussian mixture fitted on z_mean of "
                     "the test images (GMM), for x_hat, x1, x2 and mix; FID of test "
                     "against training images (real) and of reconstructions; "
                     "inactive latent variables. With --extractor inception the "
                     "numbers are Keras InceptionV3 FIDs, NOT comparable with "
-                    "pytorch-fid, clean-fid or TTUR.",
-        formatter_class=HelpFormatter)
+                    "pytorch-fid, clean-fid or TTUR.")
     p.add_argument("--model", required=True,
                    help="a .keras file, a preset directory, a legacy .h5/.hdf5 file, "
                         "or a built-in preset name (untrained)")
@@ -45,8 +46,8 @@ def register(subparsers) -> None:
                         "the path of a .keras model mapping images to vectors")
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--cache-dir", default=None,
-                   help="reference statistics cache (default: $SPLIT_VAE_CACHE or "
-                        "~/.cache/split_vae/fid)")
+                   help="reference statistics cache (default: the fid folder of "
+                        "$SPLIT_VAE_CACHE_DIR or ~/.cache/split_vae)")
     p.add_argument("--no-cache", action="store_true",
                    help="recompute the reference statistics, write no cache")
     p.add_argument("--seed", type=int, default=0, help="seed of sampling and the GMM fit")
@@ -54,16 +55,17 @@ def register(subparsers) -> None:
                    help="images per extractor forward pass")
     p.add_argument("--grid", type=int, default=10,
                    help="columns of generated.png and side of the square grids")
-    p.set_defaults(func=run)
 
 
 def run(args) -> int:
+    # The library is imported here, not at the top: parsing and --help must not
+    # wait seconds for Keras and TensorFlow.
     import keras
 
-    from . import data
-    from .evaluation import evaluate_model, format_report, load_any_model, write_report
-    from .metrics import get_extractor
-    from .plotting import plot_split_grid, plot_square_grid
+    from .. import data
+    from ..evaluation import evaluate_model, format_report, load_any_model, write_report
+    from ..metrics import get_extractor
+    from ..plotting import write_evaluation_figures
 
     if args.samples < 2:
         raise ValueError(f"--samples must be at least 2, received {args.samples}")
@@ -85,11 +87,11 @@ def run(args) -> int:
     train = data.load(dataset, "train", as_numpy=True, limit=len(test),
                       data_dir=args.data_dir, image_shape=model.image_shape)
     if len(test) < args.samples:
-        print(f"[split_vae] {dataset} has {len(test)} test images: using them all as "
-              f"reference (asked for {args.samples})")
-    print(f"[split_vae] evaluating {source} on {dataset}: {len(test)} reference images, "
-          f"{args.samples} samples per source, extractor {extractor.name}")
-    print(f"[split_vae] {extractor.note}")
+        logger.info("%s has %d test images: using them all as reference (asked for %d)",
+                    dataset, len(test), args.samples)
+    logger.info("evaluating %s on %s: %d reference images, %d samples per source, "
+                "extractor %s", source, dataset, len(test), args.samples, extractor.name)
+    logger.info("%s", extractor.note)
 
     report, samples = evaluate_model(
         model, test, train, extractor=extractor, n_samples=args.samples,
@@ -101,16 +103,7 @@ def run(args) -> int:
 
     os.makedirs(args.out, exist_ok=True)
     write_report(report, os.path.join(args.out, "report.json"))
-    kind = "Split VAE" if model.config.split else "vanilla VAE"
-    g = args.grid
-    plot_split_grid(samples["gen"], os.path.join(args.out, "generated.png"), n=g,
-                    title=f"{kind}, {dataset}: generated (z ~ N(0, I))")
-    for src, what in (("gen", "z ~ N(0, I)"), ("gmm", "z ~ GMM")):
-        plot_square_grid(samples[src]["x_hat"], os.path.join(args.out, f"samples_{src}.png"),
-                         side=g, title=f"{kind}, {dataset}: x_hat, {what}")
-    if "sigma" in samples["gen"]:
-        plot_square_grid(samples["gen"]["sigma"], os.path.join(args.out, "sigma.png"),
-                         side=g, title=f"{dataset}: sigma maps (z ~ N(0, I))")
+    write_evaluation_figures(model, samples, args.out, side=args.grid, dataset=dataset)
     print(format_report(report))
-    print(f"[split_vae] wrote {args.out}/report.json and figures", file=sys.stderr)
+    logger.info("wrote %s/report.json and figures", args.out)
     return 0

@@ -2,29 +2,31 @@
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import dataclasses
 import json
+import logging
 import os
 import sys
 
-from .config import SplitVAEConfig, get_preset, PRESETS
-from .precision import PRECISIONS
+from ..config import PRECISIONS, PRESETS, SplitVAEConfig, get_preset
+from .common import add_command
+
+logger = logging.getLogger(__name__)
 
 
 def register(sub) -> None:
-    from .cli import HelpFormatter
-
-    p = sub.add_parser(
-        "train", help="train a Split VAE and write checkpoints, history and figures",
+    p = add_command(
+        sub, "train", run,
+        help="train a Split VAE and write checkpoints, history and figures",
         description="Train a Split VAE preset with the paper's loss and KL balance. "
                     "Writes OUT/checkpoint.keras after every epoch (atomically, and "
-                    "only with a finite loss), OUT/history.csv (and .json), OUT/config.json, "
+                    "only with a finite loss; the one before is kept as "
+                    "OUT/checkpoint.prev.keras, which a resume falls back to when the "
+                    "newest is damaged), OUT/history.csv (and .json), OUT/config.json, "
                     "OUT/model.keras at the end, and the figures OUT/generated.png "
                     "and OUT/reconstructed.png (rows: sigma, x1, x2, x_hat). Run it "
-                    "again with the same --out to resume where it stopped.",
-        formatter_class=HelpFormatter)
+                    "again with the same --out to resume where it stopped.")
     p.add_argument("--preset", default="digits", choices=sorted(PRESETS),
                    help="hyperparameters to start from")
     p.add_argument("--dataset", default=None,
@@ -65,7 +67,6 @@ def register(sub) -> None:
     p.add_argument("--verbose", type=int, default=None, choices=[0, 1, 2],
                    help="Keras verbosity (default: progress bar on a terminal, a line "
                         "per epoch otherwise)")
-    p.set_defaults(func=run)
 
 
 def build_config(args) -> SplitVAEConfig:
@@ -99,14 +100,17 @@ def build_config(args) -> SplitVAEConfig:
 
 
 def run(args) -> int:
+    # The library is imported here, not at the top: parsing and --help must not
+    # wait seconds for Keras and TensorFlow.
     import keras
 
-    from . import data
-    from .distribute import data_parallel
-    from .plotting import plot_split_grid
-    from .precision import check_device_supports
-    from .training import (AtomicCheckpoint, GammaBalance, HistoryWriter, StopOnNonFinite,
-                           atomic_write, atomic_write_text)
+    from .. import data
+    from ..distribute import data_parallel
+    from ..fileio import atomic_write, atomic_write_text
+    from ..plotting import write_training_figures
+    from ..precision import check_device_supports
+    from ..training import (AtomicCheckpoint, GammaBalance, HistoryWriter, StopOnNonFinite,
+                            resume_or_create)
 
     config = build_config(args)
     check_device_supports(config.precision)
@@ -114,7 +118,7 @@ def run(args) -> int:
     scope, devices = (data_parallel(config.batch_size) if args.distribute
                       else (contextlib.nullcontext, None))
     if devices:
-        print(f"[split_vae] data parallel: {devices}")
+        logger.info("data parallel: %s", devices)
     dataset = config.dataset or args.preset
     out = args.out or os.path.join("runs", args.preset)
     os.makedirs(out, exist_ok=True)
@@ -130,10 +134,11 @@ def run(args) -> int:
 
     keras.utils.set_random_seed(args.seed)
     with scope():  # several devices: the model is built (or loaded) on all of them
-        model, initial_epoch = _model_for(args, config, ckpt)
+        model, initial_epoch = resume_or_create(config, ckpt, seed=args.seed,
+                                                resume=not args.no_resume)
     atomic_write_text(os.path.join(out, "config.json"), config.to_json())
-    print(f"[split_vae] {args.preset}: {model.count_params():,} parameters, "
-          f"dataset {dataset}, {config.epochs} epochs, {config.precision} -> {out}")
+    logger.info("%s: %s parameters, dataset %s, %d epochs, %s -> %s", args.preset,
+                f"{model.count_params():,}", dataset, config.epochs, config.precision, out)
 
     stop = StopOnNonFinite()
     callbacks = [stop, AtomicCheckpoint(ckpt), HistoryWriter(os.path.join(out, "history.csv"))]
@@ -144,44 +149,10 @@ def run(args) -> int:
             model.fit(train, epochs=config.epochs, initial_epoch=initial_epoch,
                       callbacks=callbacks, verbose=verbose)
     if stop.stopped_at is not None:
-        print(f"[split_vae] training diverged; {ckpt} holds the last good epoch",
-              file=sys.stderr)
+        logger.error("training diverged; %s holds the last good epoch", ckpt)
         return 3
 
     atomic_write(os.path.join(out, "model.keras"), model.save)
-    n = args.samples
-    kind = "Split VAE" if config.split else "vanilla VAE"
-    plot_split_grid(model.generate(n, seed=args.seed), os.path.join(out, "generated.png"),
-                    n=n, title=f"{kind}, {dataset}: generated (z ~ N(0, I))")
-    plot_split_grid(model.reconstruct(test[:n]), os.path.join(out, "reconstructed.png"),
-                    n=n, inputs=test[:n], title=f"{kind}, {dataset}: reconstructed (test)")
-    print(f"[split_vae] wrote {out}/model.keras, generated.png, reconstructed.png, "
-          "history.csv")
+    write_training_figures(model, out, test, n=args.samples, seed=args.seed, dataset=dataset)
+    logger.info("wrote %s/model.keras, generated.png, reconstructed.png, history.csv", out)
     return 0
-
-
-def _model_for(args, config, ckpt):
-    """(model, completed epochs): the checkpoint of a previous run, or a new model."""
-    import keras
-
-    from .model import SplitVAE
-    from .training import read_checkpoint_state
-
-    initial_epoch = 0
-    if os.path.exists(ckpt) and not args.no_resume:
-        model = keras.saving.load_model(ckpt)
-        initial_epoch = int(read_checkpoint_state(ckpt).get("epoch", 0))
-        if model.config.to_dict() != config.to_dict():
-            diff = {k: (v, config.to_dict()[k]) for k, v in model.config.to_dict().items()
-                    if config.to_dict()[k] != v}
-            if set(diff) - {"epochs"}:
-                raise ValueError(
-                    f"{ckpt} was trained with another configuration (checkpoint vs "
-                    f"command line: {diff}); use another --out or --no-resume")
-            model.config.epochs = config.epochs
-        print(f"[split_vae] resuming from {ckpt} after epoch {initial_epoch} "
-              f"(gamma={float(model.gamma.numpy()):.5g})")
-    else:
-        model = SplitVAE(config, seed=args.seed)
-        model.compile()
-    return model, initial_epoch

@@ -1,0 +1,11 @@
+"""Command line: `python -m split_vae COMMAND ...`.
+
+One module per command (train, convert, evaluate), each exposing
+`register(subparsers)`; `main` parses and runs. Commands are thin: they read
+arguments and call the library. Parsing and --help import neither Keras nor
+TensorFlow (each command imports the library inside its run function).
+"""
+
+from .main import build_parser, main
+
+__all__ = ["build_parser", "main"]

@@ -1,0 +1,94 @@
+"""Quiet TensorFlow's C++ start-up log lines on the command line.
+
+TensorFlow writes lines such as "oneDNN custom operations are on", "Could not
+find cuda drivers" and "failed call to cuInit" to file descriptor 2 from C++,
+some of them before it reads TF_CPP_MIN_LOG_LEVEL (absl's "All log messages
+before absl::InitializeLog()" lines). So the command line sets
+TF_CPP_MIN_LOG_LEVEL (only where the user has not: 0 brings every line back)
+and, in the `python -m split_vae` process, passes descriptor 2 through a
+filter that drops the native log records the level hides. Python's own
+stderr (our messages, warnings, tracebacks, tqdm) does not go through it.
+
+Imports the standard library alone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import sys
+import threading
+
+DEFAULT_LEVEL = "3"  # "failed call to cuInit" is an ERROR record of TensorFlow's
+
+# An absl/glog record: severity letter, MMDD, time, thread id, file:line].
+_RECORD = re.compile(rb"([IWEF])\d{4} \d\d:\d\d:\d+\.\d+ +\d+ [^\s:\]]+:\d+\] ")
+_ABSL_PREAMBLE = b"WARNING: All log messages before absl::InitializeLog()"
+_CPU_GUARD_TAIL = b"To enable the following instructions:"
+_HIDDEN_BY_LEVEL = {b"I": 1, b"W": 2, b"E": 3}
+
+
+def set_log_level() -> int:
+    """Set TF_CPP_MIN_LOG_LEVEL unless the user did; the level in force."""
+    level = os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", DEFAULT_LEVEL)
+    try:
+        return int(level)
+    except ValueError:
+        return 0
+
+
+def is_hidden(line: bytes, level: int) -> bool:
+    """Whether a line of native stderr is a log record that `level` hides."""
+    if level < 1:
+        return False
+    if line.startswith(_ABSL_PREAMBLE) or line.startswith(_CPU_GUARD_TAIL):
+        return True
+    m = _RECORD.match(line)
+    return bool(m) and level >= _HIDDEN_BY_LEVEL.get(m.group(1), 99)
+
+
+@contextlib.contextmanager
+def filtered_native_stderr(level: int):
+    """Pass file descriptor 2 through `is_hidden` for the duration.
+
+    Python's sys.stderr is pointed at the real stderr meanwhile, so that only
+    output written by native code (TensorFlow's C++) is filtered.
+    """
+    if level < 1:
+        yield
+        return
+    sys.stderr.flush()
+    real = os.dup(2)
+    read_end, write_end = os.pipe()
+    os.dup2(write_end, 2)
+    os.close(write_end)
+    python_stderr = sys.stderr
+    sys.stderr = open(real, "w", buffering=1, encoding=python_stderr.encoding,
+                      errors="backslashreplace", closefd=False)
+
+    def pump():
+        pending = b""
+        while True:
+            chunk = os.read(read_end, 1 << 16)
+            if not chunk:
+                break
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            kept = b"".join(line + b"\n" for line in lines if not is_hidden(line, level))
+            if kept:
+                os.write(real, kept)
+        if pending and not is_hidden(pending, level):
+            os.write(real, pending)
+
+    thread = threading.Thread(target=pump, name="split_vae-stderr-filter", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(real, 2)          # closes the pipe's last write end: the pump ends
+        thread.join(timeout=5)
+        os.close(read_end)
+        sys.stderr = python_stderr
+        os.close(real)
