@@ -208,7 +208,7 @@ def read_checkpoint_state(checkpoint_path: str) -> dict:
 
 
 def load_checkpoint(path: str):
-    """(model, state) from the checkpoint at path, or from the one kept before it.
+    """(model, state, file read) from the checkpoint at path, or the one kept before it.
 
     A damaged newest file (truncated by a full disk, say) is reported and the
     previous checkpoint (`previous_path`) is loaded instead, with a warning
@@ -233,7 +233,7 @@ def load_checkpoint(path: str):
         if problems:
             logger.warning("%s; resuming from the previous checkpoint %s, after epoch %d",
                            problems[0], candidate, int(state.get("epoch", 0)))
-        return model, state
+        return model, state, candidate
     if not problems:
         raise FileNotFoundError(f"no checkpoint at {path} (nor {prev})")
     raise DamagedCheckpointError(
@@ -271,11 +271,11 @@ def resume_or_create(config: SplitVAEConfig, path: str, seed=None, resume: bool 
     """
     path = os.fspath(path)
     if resume and (os.path.exists(path) or os.path.exists(previous_path(path))):
-        model, state = load_checkpoint(path)
-        check_resumable(model.config, config, path)
+        model, state, source = load_checkpoint(path)
+        check_resumable(model.config, config, source)
         model.config.epochs = config.epochs
         initial_epoch = int(state["epoch"])
-        logger.info("resuming from %s after epoch %d (gamma=%.5g)", path, initial_epoch,
+        logger.info("resuming from %s after epoch %d (gamma=%.5g)", source, initial_epoch,
                     float(model.gamma.numpy()))
         return model, initial_epoch
     model = SplitVAE(config, seed=seed)

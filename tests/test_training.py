@@ -9,7 +9,9 @@ import pytest
 from helpers import tiny_config, tiny_images
 from split_vae import AtomicCheckpoint, GammaBalance, SplitVAE, StopOnNonFinite
 from split_vae.fileio import atomic_write
-from split_vae.training import read_checkpoint_state
+from split_vae.training import (DamagedCheckpointError, check_resumable, config_differences,
+                                load_checkpoint, previous_path, read_checkpoint_state,
+                                resume_or_create, state_path)
 
 
 class RecordBatches(keras.callbacks.Callback):
@@ -185,14 +187,15 @@ class PoisonWeights(keras.callbacks.Callback):
             w.kernel.assign(k)
 
 
-def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, capsys):
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, caplog):
     ckpt = str(tmp_path / "ck.keras")
     m = fresh()
     stop = StopOnNonFinite()
+    caplog.set_level("ERROR", logger="split_vae")
     m.fit(tiny_images(64), epochs=4, batch_size=32, verbose=0,
           callbacks=[GammaBalance(), stop, AtomicCheckpoint(ckpt), PoisonWeights(1)])
     assert stop.stopped_at == 0
-    assert "non-finite loss" in capsys.readouterr().out
+    assert "non-finite loss" in caplog.text and "batch 0" in caplog.text
     assert read_checkpoint_state(ckpt)["epoch"] == 1
     good = keras.saving.load_model(ckpt)
     assert all(np.isfinite(w).all() for w in good.get_weights())
@@ -463,3 +466,150 @@ def test_history_writer_during_fit_matches_the_history(tmp_path):
     assert [r["epoch"] for r in rows] == [0, 1]
     for key, values in h.history.items():
         assert [r[key] for r in rows] == pytest.approx(values, rel=1e-6), key
+
+
+# ---------------------------------------------------------------------------
+# Checkpoint files: the state inside, the previous file kept, damaged files
+# ---------------------------------------------------------------------------
+def weights_of(model):
+    return [w.copy() for w in model.get_weights()]
+
+
+def assert_same_weights(a, b):
+    assert len(a) == len(b)
+    for w1, w2 in zip(a, b):
+        np.testing.assert_array_equal(w1, w2)
+
+
+def checkpoint_two_epochs(tmp_path):
+    """A model trained 2 epochs with AtomicCheckpoint; the weights after each epoch."""
+    ckpt = str(tmp_path / "ck.keras")
+    m = fresh()
+    after = []
+
+    class Record(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            after.append(weights_of(self.model))
+
+    m.fit(tiny_images(64), epochs=2, batch_size=32, verbose=0,
+          callbacks=[GammaBalance(), AtomicCheckpoint(ckpt), Record()])
+    return m, ckpt, after
+
+
+def test_checkpoint_state_lives_in_the_file_and_keras_still_loads_it(tmp_path):
+    import zipfile
+
+    m, ckpt, after = checkpoint_two_epochs(tmp_path)
+    assert not os.path.exists(state_path(ckpt))               # no sidecar any more
+    with zipfile.ZipFile(ckpt) as z:
+        assert "split_vae_state.json" in z.namelist()
+    state = read_checkpoint_state(ckpt)
+    assert state["epoch"] == 2 and state["gamma"] == float(m.gamma.numpy())
+    assert_same_weights(keras.saving.load_model(ckpt).get_weights(), after[1])
+    # the file it replaced is kept beside it, with its own state
+    prev = previous_path(ckpt)
+    assert prev == str(tmp_path / "ck.prev.keras")
+    assert read_checkpoint_state(prev)["epoch"] == 1
+    assert_same_weights(keras.saving.load_model(prev).get_weights(), after[0])
+
+
+def test_a_kill_between_weights_and_state_cannot_make_them_disagree(tmp_path, monkeypatch):
+    m, ckpt, after = checkpoint_two_epochs(tmp_path)
+    # Epoch 3 trains, then the process is killed after the weights are written
+    # and before the epoch count is: nothing of epoch 3 may reach ck.keras.
+    m.fit(tiny_images(64), epochs=3, initial_epoch=2, batch_size=32, verbose=0)
+    real_save = type(m).save
+
+    def save_then_die(self, *args, **kwargs):
+        real_save(self, *args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(type(m), "save", save_then_die)
+    cb = AtomicCheckpoint(ckpt)
+    cb.set_model(m)
+    with pytest.raises(KeyboardInterrupt):
+        cb.on_epoch_end(2, {"loss": 1.0})
+    monkeypatch.undo()
+    assert read_checkpoint_state(ckpt)["epoch"] == 2
+    assert_same_weights(keras.saving.load_model(ckpt).get_weights(), after[1])
+    assert sorted(os.listdir(tmp_path)) == ["ck.keras", "ck.prev.keras"]   # no temporary
+
+
+def test_old_checkpoints_read_their_sidecar(tmp_path):
+    path = str(tmp_path / "old.keras")
+    m = fresh()
+    m.save(path)                                               # no state entry inside
+    assert read_checkpoint_state(path) == {"epoch": 0}
+    with open(state_path(path), "w") as f:
+        f.write('{"epoch": 7, "gamma": 0.5, "loss": 3.0}')
+    assert read_checkpoint_state(path)["epoch"] == 7
+
+
+def truncate(path, keep=2000):
+    with open(path, "rb") as f:
+        head = f.read(keep)
+    with open(path, "wb") as f:
+        f.write(head)
+    return head
+
+
+def test_a_damaged_checkpoint_is_named_and_the_previous_one_resumes(tmp_path, caplog):
+    m, ckpt, after = checkpoint_two_epochs(tmp_path)
+    truncate(ckpt)
+    with pytest.raises(DamagedCheckpointError, match=r"ck\.keras is damaged \(BadZipFile"):
+        read_checkpoint_state(ckpt)
+    caplog.set_level("INFO", logger="split_vae")
+    model, epoch = resume_or_create(m.config, ckpt)
+    assert epoch == 1
+    assert_same_weights(model.get_weights(), after[0])
+    warning = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warning) == 1
+    assert "ck.keras is damaged" in warning[0] and "ck.prev.keras" in warning[0]
+    assert "after epoch 1" in warning[0]
+    # The next save replaces the damaged file and keeps the good previous one.
+    cb = AtomicCheckpoint(ckpt)
+    cb.set_model(model)
+    cb.on_epoch_end(1, {"loss": 1.0})
+    assert read_checkpoint_state(ckpt)["epoch"] == 2
+    assert read_checkpoint_state(previous_path(ckpt))["epoch"] == 1
+    keras.saving.load_model(previous_path(ckpt))
+
+
+def test_both_checkpoints_damaged_is_an_error_that_deletes_nothing(tmp_path):
+    m, ckpt, _ = checkpoint_two_epochs(tmp_path)
+    heads = {p: truncate(p, keep) for p, keep in ((ckpt, 3000), (previous_path(ckpt), 10))}
+    with pytest.raises(DamagedCheckpointError) as e:
+        load_checkpoint(ckpt)
+    assert "ck.keras is damaged" in str(e.value) and "ck.prev.keras is damaged" in str(e.value)
+    assert "Nothing was deleted" in str(e.value)
+    for path, head in heads.items():
+        with open(path, "rb") as f:
+            assert f.read() == head
+
+
+def test_resume_or_create_builds_resumes_and_refuses_another_configuration(tmp_path):
+    ckpt = str(tmp_path / "ck.keras")
+    config = tiny_config()
+    model, epoch = resume_or_create(config, ckpt, seed=3)     # nothing yet: a new model
+    assert epoch == 0 and model.config == config and model.optimizer is not None
+    model.fit(tiny_images(64), epochs=2, batch_size=32, verbose=0,
+              callbacks=[AtomicCheckpoint(ckpt)])
+    longer = config.replace(epochs=5)
+    resumed, epoch = resume_or_create(longer, ckpt)
+    assert epoch == 2 and resumed.config.epochs == 5
+    assert int(resumed.optimizer.iterations.numpy()) == 4
+    assert_same_weights(resumed.get_weights(), model.get_weights())
+    fresh_model, epoch = resume_or_create(config, ckpt, seed=3, resume=False)
+    assert epoch == 0 and int(fresh_model.optimizer.iterations.numpy()) == 0
+    with pytest.raises(ValueError, match="another configuration.*base_dim"):
+        resume_or_create(config.replace(base_dim=16), ckpt)
+
+
+def test_config_differences_name_each_changed_field():
+    a = tiny_config()
+    assert config_differences(a, a) == {}
+    assert config_differences(a, a.replace(beta=2.0, epochs=9)) == {
+        "beta": (1.0, 2.0), "epochs": (2, 9)}
+    check_resumable(a, a.replace(epochs=9), "x.keras")        # epochs alone may change
+    with pytest.raises(ValueError, match="x.keras.*beta"):
+        check_resumable(a, a.replace(beta=2.0), "x.keras")

@@ -91,7 +91,6 @@ def run(args) -> int:
                     dataset, len(test), args.samples)
     logger.info("evaluating %s on %s: %d reference images, %d samples per source, "
                 "extractor %s", source, dataset, len(test), args.samples, extractor.name)
-    logger.info("%s", extractor.note)
 
     report, samples = evaluate_model(
         model, test, train, extractor=extractor, n_samples=args.samples,
@@ -104,6 +103,8 @@ def run(args) -> int:
     os.makedirs(args.out, exist_ok=True)
     write_report(report, os.path.join(args.out, "report.json"))
     write_evaluation_figures(model, samples, args.out, side=args.grid, dataset=dataset)
+    # The result, on stdout: what the numbers mean, then the numbers.
+    print(f"[split_vae] {extractor.note}")
     print(format_report(report))
     logger.info("wrote %s/report.json and figures", args.out)
     return 0
