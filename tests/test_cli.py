@@ -14,12 +14,25 @@ TINY = ["--preset", "digits", "--limit", "96", "--batch-size", "32", "--samples"
         "--set", "base_dim=8", "--set", "emb_dim=16", "--set", "latent_dim=4"]
 
 
+# TensorFlow's C++ start-up lines that no command may show.
+NOISE = ("oneDNN custom operations", "Could not find cuda drivers", "failed call to cuInit",
+         "absl::InitializeLog()", "cpu_feature_guard", "rebuild TensorFlow")
+
+
 def cli(*args, check=True):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=ROOT)
+    """`python -m split_vae ARGS` in a process of its own, as a user runs it.
+
+    TF_CPP_MIN_LOG_LEVEL is removed from its environment: keeping TensorFlow
+    quiet is the command line's job, and every run checks it did.
+    """
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    env.pop("TF_CPP_MIN_LOG_LEVEL", None)
     proc = subprocess.run([sys.executable, "-m", "split_vae", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=600)
     if check and proc.returncode != 0:
         raise AssertionError(f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+    noise = [line for line in proc.stderr.splitlines() if any(n in line for n in NOISE)]
+    assert not noise, noise
     return proc
 
 
@@ -36,8 +49,7 @@ def test_train_writes_everything_and_resumes(tmp_path):
 
     out = str(tmp_path / "run")
     cli("train", *TINY, "--epochs", "1", "--out", out)
-    for name in ("checkpoint.keras", "checkpoint.keras.json", "model.keras", "history.csv",
-                 "history.json",
+    for name in ("checkpoint.keras", "model.keras", "history.csv", "history.json",
                  "config.json", "generated.png", "reconstructed.png"):
         assert os.path.getsize(os.path.join(out, name)) > 0, name
     with open(os.path.join(out, "generated.png"), "rb") as f:
@@ -49,7 +61,8 @@ def test_train_writes_everything_and_resumes(tmp_path):
     assert gamma1 < 1.0  # the balance ran
 
     proc = cli("train", *TINY, "--epochs", "2", "--out", out)
-    assert "resuming" in proc.stdout and "after epoch 1" in proc.stdout
+    assert "[split_vae] resuming" in proc.stderr and "after epoch 1" in proc.stderr
+    assert "[split_vae] wrote" in proc.stderr                # our messages pass the filter
     rows = history_rows(out)
     assert [r["epoch"] for r in rows] == ["0", "1"]
     hist = json.load(open(os.path.join(out, "history.json")))
@@ -63,6 +76,25 @@ def test_train_writes_everything_and_resumes(tmp_path):
     proc = cli("train", *TINY, "--set", "base_dim=16", "--epochs", "3", "--out", out,
                check=False)
     assert proc.returncode == 2 and "another configuration" in proc.stderr
+
+    # A truncated newest checkpoint is named, and the run resumes from the one
+    # before it (epoch 1): the state of checkpoint.prev.keras.
+    ckpt = os.path.join(out, "checkpoint.keras")
+    with open(ckpt, "r+b") as f:
+        f.truncate(4000)
+    proc = cli("train", *TINY, "--epochs", "2", "--out", out)
+    assert f"{ckpt} is damaged (BadZipFile" in proc.stderr
+    assert "checkpoint.prev.keras, after epoch 1" in proc.stderr
+    assert int(load(out, "checkpoint.keras").optimizer.iterations.numpy()) == 2 * 3
+
+    # The evaluate command is as quiet (cli() checks stderr), with a small extractor.
+    extractor = keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Conv2D(4, 3),
+                                  keras.layers.GlobalAveragePooling2D()])
+    extractor.save(str(tmp_path / "small.keras"))
+    proc = cli("evaluate", "--model", os.path.join(out, "model.keras"), "--samples", "8",
+               "--gmm-components", "2", "--grid", "2", "--no-cache",
+               "--extractor", str(tmp_path / "small.keras"), "--out", str(tmp_path / "ev"))
+    assert "FID GEN" in proc.stdout and "[split_vae] evaluating" in proc.stderr
 
 
 def run_train(out, *args, base=TINY):
@@ -190,9 +222,63 @@ def test_help_documents_every_option(capsys):
 
 def test_entry_point_lists_every_command():
     # The real `python -m split_vae` entry point, once, in a process of its own.
-    text = cli("--help").stdout
+    proc = cli("--help")
     for command in ("train", "evaluate", "convert-legacy"):
-        assert command in text, command
+        assert command in proc.stdout, command
+    assert proc.stderr == ""
+
+
+def test_parsing_and_help_import_no_framework():
+    # --help must answer at once: nothing heavy is imported to build the parser.
+    code = ("import sys, contextlib, io\n"
+            "from split_vae.cli import build_parser\n"
+            "p = build_parser()\n"
+            "for argv in (['--help'], ['train', '--help'], ['evaluate', '--help'],\n"
+            "             ['convert-legacy', '--help']):\n"
+            "    with contextlib.redirect_stdout(io.StringIO()), \\\n"
+            "            contextlib.suppress(SystemExit):\n"
+            "        p.parse_args(argv)\n"
+            "p.parse_args(['train', '--epochs', '3'])\n"
+            "heavy = ('keras', 'tensorflow', 'jax', 'torch', 'matplotlib')\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60, env=dict(os.environ, PYTHONPATH=ROOT))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("line, level, hidden", [
+    ("WARNING: All log messages before absl::InitializeLog() is called are written to "
+     "STDERR", 3, True),
+    ("I0000 00:00:1795622058.268016   11596 port.cc:153] oneDNN custom operations are on.",
+     1, True),
+    ("I0000 00:00:1795622058.268388   11596 cudart_stub.cc:31] Could not find cuda drivers",
+     3, True),
+    ("E0000 00:00:1795622062.730940   11596 cuda_platform.cc:52] failed call to cuInit: "
+     "INTERNAL", 3, True),
+    ("E0000 00:00:1795622062.730940   11596 cuda_platform.cc:52] failed call to cuInit", 2,
+     False),                                                 # level 2 keeps errors
+    ("W1125 16:00:01.123456   11596 some_op.cc:12] a warning", 2, True),
+    ("W1125 16:00:01.123456   11596 some_op.cc:12] a warning", 1, False),
+    ("I0000 00:00:1795622058.268016   11596 port.cc:153] oneDNN custom operations", 0,
+     False),                                                 # TF_CPP_MIN_LOG_LEVEL=0: all
+    ("F0000 00:00:1795622058.268016   11596 x.cc:1] a fatal error", 3, False),
+    ("[split_vae] resuming from run/checkpoint.keras after epoch 1", 3, False),
+    ("I0000 is not a log record", 3, False),
+])
+def test_native_log_filter_hides_what_the_level_hides(line, level, hidden):
+    from split_vae.cli.quiet import is_hidden
+
+    assert is_hidden(line.encode(), level) is hidden
+
+
+def test_the_user_log_level_is_kept(monkeypatch):
+    from split_vae.cli.quiet import set_log_level
+
+    monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
+    assert set_log_level() == 3 and os.environ["TF_CPP_MIN_LOG_LEVEL"] == "3"
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "0")
+    assert set_log_level() == 0 and os.environ["TF_CPP_MIN_LOG_LEVEL"] == "0"
 
 
 @pytest.mark.slow
@@ -200,7 +286,8 @@ def test_entry_point_lists_every_command():
                                              ("convert-legacy", "--overwrite")])
 def test_each_command_through_the_entry_point(command, option):
     # train goes through the entry point in test_train_writes_everything_and_resumes.
-    assert option in cli(command, "--help").stdout
+    proc = cli(command, "--help")
+    assert option in proc.stdout and proc.stderr == ""
 
 
 @pytest.mark.parametrize("args, message", [

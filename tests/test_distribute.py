@@ -161,7 +161,7 @@ def test_the_cli_trains_on_two_jax_devices(tmp_path):
                env={"KERAS_BACKEND": "jax",
                     "XLA_FLAGS": "--xla_force_host_platform_device_count=2"})
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "DataParallel on 2 devices" in proc.stdout
+    assert "DataParallel on 2 devices" in proc.stderr
     assert os.path.getsize(os.path.join(out, "model.keras")) > 0
 
 

@@ -1,5 +1,7 @@
 """Figures: each row shows the array it should, read back from the rendered pixels."""
 
+import os
+
 import matplotlib
 
 matplotlib.use("Agg")  # render off-screen; the library forces no backend
@@ -7,7 +9,9 @@ matplotlib.use("Agg")  # render off-screen; the library forces no backend
 import numpy as np
 import pytest
 
-from split_vae.plotting import plot_split_grid, plot_square_grid
+import split_vae.plotting
+from split_vae.plotting import (plot_split_grid, plot_square_grid, write_evaluation_figures,
+                                write_training_figures)
 
 H, W = 8, 8
 
@@ -96,3 +100,77 @@ def test_square_grid_tiles_row_major():
         np.testing.assert_allclose(mosaic[r * H:(r + 1) * H, c * W:(c + 1) * W],
                                    images[i, ..., 0], atol=2.5 / 255, err_msg=f"tile {i}")
     plt.close(fig)
+
+
+class FakeModel:
+    """Stands in for a SplitVAE: known outputs, and the calls it received."""
+
+    def __init__(self, split=True, n_max=6, seed=0):
+        self.config = type("Config", (), {"split": split})()
+        self.parts = distinct_parts(n_max, seed=seed)
+        if not split:
+            self.parts = {"x_hat": self.parts["x_hat"]}
+        self.calls = []
+
+    def generate(self, n, seed=None):
+        self.calls.append(("generate", n, seed))
+        return {k: v[:n] for k, v in self.parts.items()}
+
+    def reconstruct(self, images):
+        self.calls.append(("reconstruct", images))
+        return {k: v[:len(images)] for k, v in self.parts.items()}
+
+
+@pytest.fixture()
+def drawn(monkeypatch):
+    """What each figure writer asks the two plot functions to draw, by file name."""
+    calls = {}
+    for name in ("plot_split_grid", "plot_square_grid"):
+        real = getattr(split_vae.plotting, name)
+
+        def record(images, path=None, *args, _real=real, **kwargs):
+            calls[os.path.basename(path)] = dict(kwargs, images=images)
+            return _real(images, path, *args, **kwargs)
+
+        monkeypatch.setattr(split_vae.plotting, name, record)
+    return calls
+
+
+def test_training_figures_show_prior_samples_and_test_reconstructions(tmp_path, drawn):
+    model = FakeModel()
+    test = np.random.default_rng(4).uniform(size=(6, H, W, 1)).astype("float32")
+    paths = write_training_figures(model, str(tmp_path), test, n=3, seed=7, dataset="toy")
+    assert paths == [str(tmp_path / "generated.png"), str(tmp_path / "reconstructed.png")]
+    for p in paths:
+        with open(p, "rb") as f:
+            assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    assert model.calls[0] == ("generate", 3, 7)
+    np.testing.assert_array_equal(model.calls[1][1], test[:3])
+    gen, rec = drawn["generated.png"], drawn["reconstructed.png"]
+    assert gen.get("inputs") is None and gen["n"] == 3
+    np.testing.assert_array_equal(rec["inputs"], test[:3])
+    np.testing.assert_array_equal(rec["images"]["x2"], model.parts["x2"][:3])
+    assert gen["title"].startswith("Split VAE, toy")
+    write_training_figures(FakeModel(split=False), str(tmp_path), test, n=2)
+    assert drawn["generated.png"]["title"].startswith("vanilla VAE")
+
+
+def test_evaluation_figures_draw_each_source_and_sigma_only_when_split(tmp_path, drawn):
+    model = FakeModel()
+    rng = np.random.default_rng(5)
+    samples = {src: {k: rng.uniform(size=(9, H, W, 1)).astype("float32")
+                     for k in ("sigma", "x1", "x2", "x_hat")} for src in ("gen", "gmm")}
+    paths = write_evaluation_figures(model, samples, str(tmp_path), side=3, dataset="toy")
+    names = ["generated.png", "samples_gen.png", "samples_gmm.png", "sigma.png"]
+    assert paths == [str(tmp_path / n) for n in names]
+    assert all((tmp_path / n).stat().st_size > 0 for n in names)
+    assert drawn["generated.png"]["images"] is samples["gen"]
+    for src in ("gen", "gmm"):
+        assert drawn[f"samples_{src}.png"]["images"] is samples[src]["x_hat"]
+        assert drawn[f"samples_{src}.png"]["side"] == 3
+    assert drawn["sigma.png"]["images"] is samples["gen"]["sigma"]
+    vanilla = {src: {"x_hat": s["x_hat"]} for src, s in samples.items()}
+    out = tmp_path / "vanilla"
+    paths = write_evaluation_figures(FakeModel(split=False), vanilla, str(out), side=3)
+    assert sorted(os.path.basename(p) for p in paths) == sorted(names[:3])
+    assert not (out / "sigma.png").exists()

@@ -5,19 +5,18 @@ from __future__ import annotations
 import os
 
 from ..config import PRESETS
-from .common import add_command
+
+NAME = "convert-legacy"
+HELP = "convert a Keras 2 .hdf5 checkpoint of the original code to a preset directory"
+DESCRIPTION = ("Read a checkpoint written by the authors' Keras 2 code "
+               "(vae.save_weights('f.hdf5')), infer its configuration from the "
+               "weights' shapes (or check it against --preset), and write OUT_DIR/"
+               "config.json, model.weights.h5 and metadata.json, which "
+               "SplitVAE.from_preset(OUT_DIR) loads. gamma is set to 1 (the file has "
+               "none): call model.estimate_gamma(images) before training further.")
 
 
-def register(sub) -> None:
-    p = add_command(
-        sub, "convert-legacy", run,
-        help="convert a Keras 2 .hdf5 checkpoint of the original code to a preset directory",
-        description="Read a checkpoint written by the authors' Keras 2 code "
-                    "(vae.save_weights('f.hdf5')), infer its configuration from the "
-                    "weights' shapes (or check it against --preset), and write OUT_DIR/"
-                    "config.json, model.weights.h5 and metadata.json, which "
-                    "SplitVAE.from_preset(OUT_DIR) loads. gamma is set to 1 (the file has "
-                    "none): call model.estimate_gamma(images) before training further.")
+def add_arguments(p) -> None:
     p.add_argument("input", metavar="IN.hdf5", help="Keras 2 HDF5 checkpoint")
     p.add_argument("output", metavar="OUT_DIR", help="preset directory to write")
     p.add_argument("--preset", default=None, choices=sorted(PRESETS),

@@ -11,22 +11,21 @@ from __future__ import annotations
 import logging
 import os
 
-from .common import add_command
 
 logger = logging.getLogger(__name__)
 
+NAME = "evaluate"
+HELP = "FID (GEN, GMM; x_hat, x1, x2, mix), latent statistics, figures"
+DESCRIPTION = ("Evaluate a model as the paper's tables do: FID of samples from "
+               "the prior (GEN) and from a Gaussian mixture fitted on z_mean of "
+               "the test images (GMM), for x_hat, x1, x2 and mix; FID of test "
+               "against training images (real) and of reconstructions; "
+               "inactive latent variables. With --extractor inception the "
+               "numbers are Keras InceptionV3 FIDs, NOT comparable with "
+               "pytorch-fid, clean-fid or TTUR.")
 
-def register(subparsers) -> None:
-    p = add_command(
-        subparsers, "evaluate", run,
-        help="FID (GEN, GMM; x_hat, x1, x2, mix), latent statistics, figures",
-        description="Evaluate a model as the paper's tables do: FID of samples from "
-                    "the prior (GEN) and from a Gaussian mixture fitted on z_mean of "
-                    "the test images (GMM), for x_hat, x1, x2 and mix; FID of test "
-                    "against training images (real) and of reconstructions; "
-                    "inactive latent variables. With --extractor inception the "
-                    "numbers are Keras InceptionV3 FIDs, NOT comparable with "
-                    "pytorch-fid, clean-fid or TTUR.")
+
+def add_arguments(p) -> None:
     p.add_argument("--model", required=True,
                    help="a .keras file, a preset directory, a legacy .h5/.hdf5 file, "
                         "or a built-in preset name (untrained)")

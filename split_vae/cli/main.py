@@ -1,16 +1,34 @@
-"""The parser of every command, and `main`, the entry point."""
+"""The parser of every command, the log handler, and `main`, the entry point.
+
+A command is a module with NAME, HELP, DESCRIPTION, `add_arguments(parser)`
+and `run(args) -> exit status`; list it in COMMANDS. This module imports the
+standard library and the command modules alone, so parsing and --help stay
+instant.
+"""
 
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 
 from . import convert, evaluate, train
-from .common import show_library_messages
 from .quiet import set_log_level
 
 # The commands, in the order --help lists them.
 COMMANDS = (train, convert, evaluate)
+
+LOG_FORMAT = "[split_vae] %(message)s"
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows defaults, except None and where the help text already says one."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if action.default is None or "default" in text or action.default is False:
+            return text
+        return super()._get_help_string(action)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -21,8 +39,38 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for command in COMMANDS:
-        command.register(sub)
+        p = sub.add_parser(command.NAME, help=command.HELP, description=command.DESCRIPTION,
+                           formatter_class=HelpFormatter)
+        command.add_arguments(p)
+        p.set_defaults(func=command.run)
     return parser
+
+
+class _CurrentStderr(logging.StreamHandler):
+    """A handler writing to whatever sys.stderr is at the time of each record."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value):
+        pass
+
+
+def show_library_messages(level: int = logging.INFO) -> None:
+    """Let the package's log records reach the user as "[split_vae] message" on stderr.
+
+    The library logs with logging.getLogger(__name__) and installs no handler
+    (an application decides); the command line is such an application.
+    Calling it again adds nothing.
+    """
+    logger = logging.getLogger("split_vae")
+    if not any(isinstance(h, _CurrentStderr) for h in logger.handlers):
+        handler = _CurrentStderr()
+        handler.setFormatter(logging.Formatter(LOG_FORMAT))
+        logger.addHandler(handler)
+    logger.setLevel(level)
 
 
 def main(argv=None) -> int:

@@ -10,23 +10,22 @@ import os
 import sys
 
 from ..config import PRECISIONS, PRESETS, SplitVAEConfig, get_preset
-from .common import add_command
 
 logger = logging.getLogger(__name__)
 
+NAME = "train"
+HELP = "train a Split VAE and write checkpoints, history and figures"
+DESCRIPTION = ("Train a Split VAE preset with the paper's loss and KL balance. "
+               "Writes OUT/checkpoint.keras after every epoch (atomically, and "
+               "only with a finite loss; the one before is kept as "
+               "OUT/checkpoint.prev.keras, which a resume falls back to when the "
+               "newest is damaged), OUT/history.csv (and .json), OUT/config.json, "
+               "OUT/model.keras at the end, and the figures OUT/generated.png "
+               "and OUT/reconstructed.png (rows: sigma, x1, x2, x_hat). Run it "
+               "again with the same --out to resume where it stopped.")
 
-def register(sub) -> None:
-    p = add_command(
-        sub, "train", run,
-        help="train a Split VAE and write checkpoints, history and figures",
-        description="Train a Split VAE preset with the paper's loss and KL balance. "
-                    "Writes OUT/checkpoint.keras after every epoch (atomically, and "
-                    "only with a finite loss; the one before is kept as "
-                    "OUT/checkpoint.prev.keras, which a resume falls back to when the "
-                    "newest is damaged), OUT/history.csv (and .json), OUT/config.json, "
-                    "OUT/model.keras at the end, and the figures OUT/generated.png "
-                    "and OUT/reconstructed.png (rows: sigma, x1, x2, x_hat). Run it "
-                    "again with the same --out to resume where it stopped.")
+
+def add_arguments(p) -> None:
     p.add_argument("--preset", default="digits", choices=sorted(PRESETS),
                    help="hyperparameters to start from")
     p.add_argument("--dataset", default=None,
