@@ -45,7 +45,7 @@ def history_rows(out):
 def test_train_writes_everything_and_resumes(tmp_path):
     import keras
 
-    import split_vae  # noqa: F401  (registers SplitVAE for load_model)
+    import split_vae.model  # noqa: F401  (registers SplitVAE for load_model)
 
     out = str(tmp_path / "run")
     cli("train", *TINY, "--epochs", "1", "--out", out)
@@ -124,7 +124,7 @@ def figures(monkeypatch):
 def load(out, name="model.keras"):
     import keras
 
-    import split_vae  # noqa: F401  (registers SplitVAE for load_model)
+    import split_vae.model  # noqa: F401  (registers SplitVAE for load_model)
 
     return keras.saving.load_model(os.path.join(out, name))
 
