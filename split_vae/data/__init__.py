@@ -1,8 +1,9 @@
 """Datasets of the Split VAE paper, and offline sources, as float32 images in [0, 1].
 
 Asperti, Bugo, Filippini, "Enhancing Variational Generation Through
-Self-Decomposition", IEEE Access 10, 2022 (https://arxiv.org/abs/2202.02738).
-The paper's preprocessing (its Section V; `preprocessing`):
+Self-Decomposition", IEEE Access 10, 2022 (https://arxiv.org/abs/2202.02738),
+Section IV names the datasets; their preprocessing is the authors' code's, as
+the README's table of datasets lists it (`preprocessing`):
 
 - mnist, fashion_mnist: 28x28 zero-padded by 2 on every side to 32x32x1;
 - cifar10: 32x32x3 as is;
@@ -19,10 +20,11 @@ folder is decoded once into a cached `.npy` array (`cache`: progress bar,
 atomic write).
 
 The modules of the package import in one direction: the face imports the
-sources, the sources import `cache`, `preprocessing` and `common`, never the
-face. TensorFlow is imported only inside the functions that build pipelines
-or resize: the data also feeds JAX and PyTorch users, and the command line's
-`--help` must not load it.
+sources; the sources import `cache`, `preprocessing` and `common` (and
+`celeba` the image listing of `folders`), never the face. TensorFlow is
+imported only inside the functions that build pipelines or resize: the data
+also feeds JAX and PyTorch users, and the command line's `--help` must not
+load it.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ Liu et al., "Deep Learning Face Attributes in the Wild", ICCV 2015
 official partition; each image gets the paper's crop and resize
 (`preprocessing.celeba_crop_resize`) once, through the image cache.
 
-Imports the standard library, `cache` and `folders`.
+Imports numpy, `cache` and `folders` (its image listing).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Generic folders of images (PNG, JPEG, ...), decoded through the image cache.
 
-Imports the standard library and `cache`.
+Imports numpy and `cache`.
 """
 
 from __future__ import annotations
