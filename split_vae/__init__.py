@@ -26,7 +26,7 @@ _EXPORTS = {
     "PRESETS": "config", "SplitVAEConfig": "config", "get_preset": "config",
     "SplitVAE": "model", "split_output": "model", "vae_loss_terms": "model",
     "GammaBalance": "training", "StopOnNonFinite": "training",
-    "AtomicCheckpoint": "training", "load_legacy_h5": "legacy",
+    "AtomicCheckpoint": "training", "load_legacy_h5": "model",
 }
 _SUBMODULES = ("blocks", "checks", "cli", "config", "data", "distribute", "evaluation",
                "fileio", "legacy", "metrics", "model", "paths", "plotting", "precision",

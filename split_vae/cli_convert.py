@@ -34,7 +34,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from .legacy import load_legacy_h5
+    from .model import load_legacy_h5
     from .presets import CONFIG_FILE, sha256_file
 
     if os.path.exists(os.path.join(args.output, CONFIG_FILE)) and not args.overwrite:

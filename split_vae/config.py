@@ -15,6 +15,26 @@ from typing import Any
 
 from . import checks
 
+# The dtype policies a model can be built under (see `precision.py`). Named
+# here, with the fields, so that checking a config needs no Keras.
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+
+# The fields that determine the network and its weights' shapes; the others
+# (beta, learning rate, epochs, ...) are training choices a weights file does
+# not record.
+ARCHITECTURE_FIELDS = ("image_shape", "latent_dim", "base_dim", "emb_dim", "kernel_size",
+                       "num_scale", "block_per_scale", "depth_per_block", "split")
+
+
+def check_precision_name(name) -> str:
+    """name if it is one of PRECISIONS, else ValueError listing them."""
+    if name not in PRECISIONS:
+        raise ValueError(
+            f"unknown precision {name!r}; use one of {', '.join(PRECISIONS)} "
+            "(mixed_bfloat16 for CPUs with AVX512-BF16/AMX and recent GPUs, "
+            "mixed_float16 for GPUs)")
+    return name
+
 
 @dataclasses.dataclass
 class SplitVAEConfig:
@@ -115,8 +135,6 @@ class SplitVAEConfig:
             raise ValueError(f"bn_momentum must be in [0, 1), received {self.bn_momentum!r}")
         if not (self.beta >= 0 and math.isfinite(self.beta)):
             raise ValueError(f"beta must be finite and >= 0, received {self.beta!r}")
-        from .precision import check_precision_name
-
         check_precision_name(self.precision)
         if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
             raise ValueError(
