@@ -137,3 +137,19 @@ def test_one_cache_root_with_one_variable(tmp_path, monkeypatch):
     assert paths.cache_root() == os.path.join(home, ".cache", "split_vae")
     with pytest.raises(ValueError, match="unknown cache kind 'models'"):
         paths.cache_dir("models")
+
+
+def test_a_uint8_dataset_is_scaled_by_1_over_255():
+    import tensorflow as tf
+
+    x = np.arange(256, dtype=np.uint8).reshape(1, 16, 16, 1)
+    ds = checks.dataset(tf.data.Dataset.from_tensor_slices(np.repeat(x, 4, 0)).batch(2),
+                        (16, 16, 1))
+    batches = [b.numpy() for b in ds]
+    assert [b.shape for b in batches] == [(2, 16, 16, 1)] * 2
+    expected = np.arange(256, dtype=np.float64).reshape(16, 16, 1) / 255.0
+    for b in batches:
+        np.testing.assert_allclose(b, np.broadcast_to(expected, b.shape), rtol=0, atol=1e-7)
+    with pytest.raises(ValueError, match=r"images of shape \(16, 16, 1\), the model expects "
+                                         r"\(8, 8, 1\)"):
+        checks.dataset(tf.data.Dataset.from_tensor_slices(x).batch(1), (8, 8, 1))
