@@ -177,7 +177,7 @@ def train_all(seeds=SEEDS) -> None:
 
 def train_fd_fmnist_classifier(epochs: int = 8) -> None:
     """Train the FD-FMNIST classifier and ship it in split_vae/assets/."""
-    from split_vae import fd_fmnist
+    from split_vae.metrics import fd_fmnist
 
     model, card = fd_fmnist.train_classifier(epochs=epochs)
     path = fd_fmnist.save_classifier(model, card)
@@ -218,7 +218,7 @@ def evaluate_models(subset: bool = False, progress: bool = False, wait: bool = F
 
     from split_vae import data, metrics
     from split_vae.evaluation import evaluate_model
-    from split_vae.fd_fmnist import fd_fmnist_extractor
+    from split_vae.metrics import fd_fmnist_extractor
     from split_vae.model import SplitVAE
 
     size = SUBSET if subset else FULL

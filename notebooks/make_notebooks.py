@@ -64,7 +64,8 @@ def cells_for(name: str, spec: dict):
            "preset, train with `model.fit` and the gamma balance, draw the paper's figures "
            "(rows sigma, x1, x2, x_hat), resample the latent space with a Gaussian mixture "
            "and measure FID with the paper's protocol.\n\n" + spec["paper"]),
-        code("import os\n\n"
+        code("import logging\n"
+             "import os\n\n"
              "import keras\n"
              "import matplotlib.pyplot as plt\n"
              "import numpy as np\n"
@@ -72,7 +73,10 @@ def cells_for(name: str, spec: dict):
              "import split_vae\n"
              "from split_vae import GammaBalance, SplitVAE, data\n"
              "from split_vae.evaluation import FIDHistory, evaluate_model, format_report\n"
-             "from split_vae.plotting import plot_split_grid, plot_square_grid"),
+             "from split_vae.plotting import plot_split_grid, plot_square_grid\n\n"
+             "# The library logs its messages (FIDHistory's measurements): show them.\n"
+             "logging.basicConfig(format=\"%(message)s\")\n"
+             "logging.getLogger(\"split_vae\").setLevel(logging.INFO)"),
         md("## Settings\n\n"
            "- `paper`: the paper's configuration. Needs a GPU (hours).\n"
            "- `cpu`: a smaller network for a few epochs: minutes on a CPU, to see the "

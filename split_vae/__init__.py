@@ -6,6 +6,8 @@ Self-Decomposition", IEEE Access 10, 2022 (https://arxiv.org/abs/2202.02738).
 
 import os as _os
 
+from . import lazy as _lazy
+
 # Keras reads KERAS_BACKEND when it is first imported; a wrong name there
 # would fail inside Keras with a terse message, so name the choices first.
 BACKENDS = ("tensorflow", "jax", "torch")
@@ -24,24 +26,11 @@ _EXPORTS = {
     "PRESETS": "config", "SplitVAEConfig": "config", "get_preset": "config",
     "SplitVAE": "model", "split_output": "model", "vae_loss_terms": "model",
     "GammaBalance": "training", "StopOnNonFinite": "training",
-    "AtomicCheckpoint": "training", "load_legacy_h5": "legacy",
+    "AtomicCheckpoint": "training", "load_legacy_h5": "model",
 }
 _SUBMODULES = ("blocks", "checks", "cli", "config", "data", "distribute", "evaluation",
-               "fd_fmnist", "fileio", "legacy", "metrics", "model", "paths", "plotting",
-               "precision", "presets", "sampling", "training")
+               "fileio", "legacy", "metrics", "model", "paths", "plotting", "precision",
+               "presets", "sampling", "training")
 
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name):
-    import importlib
-
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
-    if name in _SUBMODULES:
-        return importlib.import_module(f".{name}", __name__)
-    raise AttributeError(f"module 'split_vae' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_EXPORTS) | set(_SUBMODULES))
+__getattr__, __dir__ = _lazy.attach(__name__, _EXPORTS, _SUBMODULES)

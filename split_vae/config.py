@@ -15,13 +15,19 @@ from typing import Any
 
 from . import checks
 
-
-# The arithmetic a model may train in (`precision.py` applies them); named
-# here so that a configuration is checked without importing Keras.
+# The dtype policies a model can be built under (see `precision.py`). Named
+# here, with the fields, so that checking a config needs no Keras.
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+
+# The fields that determine the network and its weights' shapes; the others
+# (beta, learning rate, epochs, ...) are training choices a weights file does
+# not record.
+ARCHITECTURE_FIELDS = ("image_shape", "latent_dim", "base_dim", "emb_dim", "kernel_size",
+                       "num_scale", "block_per_scale", "depth_per_block", "split")
 
 
 def check_precision_name(name) -> str:
+    """name if it is one of PRECISIONS, else ValueError listing them."""
     if name not in PRECISIONS:
         raise ValueError(
             f"unknown precision {name!r}; use one of {', '.join(PRECISIONS)} "

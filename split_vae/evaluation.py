@@ -10,22 +10,30 @@ for the second) against the reference images. The features of x1 and x2 are
 computed once: mix takes its halves from them, since the extractor sees every
 image on its own. Beside them: "real" (reference test images against as many
 training images), the FID of reconstructions, and the latent statistics
-(inactive variables, the variance law). See DESIGN.md, "Evaluation protocol".
+(inactive variables, the variance law). The protocol is the paper's Section IV
+(GEN and GMM columns, the number of parameters) and Section V (the tables'
+columns, "mix"); the README's "Evaluation" section says how our FID differs.
+
+This module takes a model it is given; `SplitVAE.resolve` reads one from a
+name or a path.
 """
 
 from __future__ import annotations
 
-import json
-import os
+import logging
 import time
 import warnings
 
 import keras
+import matplotlib.pyplot as plt
 import numpy as np
 from tqdm.auto import tqdm
 
 from . import checks, metrics, sampling
 from .fileio import atomic_write_json
+from .plotting import save_figure
+
+logger = logging.getLogger(__name__)
 
 PARTS = ("x_hat", "x1", "x2")
 
@@ -170,11 +178,25 @@ def split_kind(sigma, cutoff: float = SPLIT_KIND_CUTOFF,
 # ---------------------------------------------------------------------------
 # One evaluation
 # ---------------------------------------------------------------------------
+def mix_images(x1, x2) -> np.ndarray:
+    """The paper's "mix": x1 for the first half of the samples, x2 for the rest.
+
+    With an odd count the first floor(n/2) come from x1. Applied to images,
+    or to their features (the extractor sees every image on its own).
+    """
+    x1, x2 = np.asarray(x1), np.asarray(x2)
+    if x1.shape != x2.shape:
+        raise ValueError(f"x1 and x2 must have the same shape, received {x1.shape} "
+                         f"and {x2.shape}")
+    half = len(x1) // 2
+    return np.concatenate([x1[:half], x2[half:]])
+
+
 def part_features(extractor, parts: dict, desc: str) -> dict:
     """Features of x_hat, x1, x2 (those present), and mix from x1's and x2's."""
     feats = {k: extractor.features(parts[k], desc=f"{desc} {k}") for k in PARTS if k in parts}
     if "x1" in feats and "x2" in feats:
-        feats["mix"] = sampling.mix_images(feats["x1"], feats["x2"])
+        feats["mix"] = mix_images(feats["x1"], feats["x2"])
     return feats
 
 
@@ -237,19 +259,19 @@ def evaluate_model(model, test_images, train_images=None, extractor="inception",
             fid["real"] = metrics.frechet_distance(*ref, *train_stats)
             step("real")
 
-        z_mean, z_log_var = sampling.encode_batched(model, test_images, batch_size,
-                                                    desc="encode reference")
+        z_mean, z_log_var = model.encode(test_images, batch_size=batch_size, progress=True,
+                                         desc="encode reference")
         latents = latent_statistics(z_mean, z_log_var)
         step("latent statistics")
 
-        rec = sampling.decode_batched(model, z_mean, batch_size, desc="reconstruct")
+        rec = model.decode(z_mean, batch_size=batch_size, progress=True, desc="reconstruct")
         fid["reconstruction"] = _fid(ext, rec["x_hat"], ref, "reconstruction x_hat")
         rec_mse = float(np.mean(np.square(rec["x_hat"] - test_images)))
         kind = split_kind(rec["sigma"]) if "sigma" in rec else None
         step("reconstruction")
 
-        samples = {"gen": sampling.prior_generate(model, n, seed=seed,
-                                                  batch_size=batch_size)}
+        samples = {"gen": model.generate(n, seed=seed, batch_size=batch_size, progress=True,
+                                         desc="decode GEN")}
         step("GEN samples")
         gmm = sampling.fit_gmm(z_mean, k, seed=seed)
         samples["gmm"] = sampling.gmm_generate(model, n=n, seed=seed, gmm=gmm,
@@ -340,54 +362,6 @@ def format_report(report: dict) -> str:
 
 
 # ---------------------------------------------------------------------------
-# Models from anywhere
-# ---------------------------------------------------------------------------
-def load_any_model(spec: str):
-    """A SplitVAE from a .keras file, a preset directory, a legacy .h5/.hdf5
-    file, or a built-in preset name (untrained: warns).
-
-    Returns (model, description).
-    """
-    from .config import PRESETS
-    from .model import SplitVAE
-
-    path = os.fspath(spec)
-    if path.endswith(".keras"):
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"model file {path} does not exist")
-        model = keras.saving.load_model(path, compile=False)
-        desc = f"Keras file {path}"
-    elif os.path.isdir(path):
-        from .presets import load_preset_dir
-
-        model = load_preset_dir(path)  # the directory, even if named like a preset
-        desc = f"preset directory {path}"
-    elif path.endswith((".h5", ".hdf5")):
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"model file {path} does not exist")
-        try:
-            from .legacy import load_legacy_h5
-        except ImportError as e:
-            raise ValueError(
-                f"{path} is a legacy Keras 2 HDF5 file, but this installation has no "
-                f"legacy loader (split_vae.legacy: {e})") from e
-        model = load_legacy_h5(path)
-        desc = f"legacy HDF5 weights {path}"
-    elif path in PRESETS:
-        warnings.warn(f"--model {path!r} is a built-in preset: the model is UNTRAINED, "
-                      "its numbers describe random weights", stacklevel=2)
-        model = SplitVAE.from_preset(path)
-        desc = f"untrained preset {path}"
-    else:
-        raise ValueError(
-            f"cannot read a model from {path!r}: expected a .keras file, a preset "
-            f"directory, a .h5/.hdf5 file or a preset name ({sorted(PRESETS)})")
-    if not all(hasattr(model, a) for a in ("encode", "decode", "generate", "config")):
-        raise ValueError(f"{desc} is a {type(model).__name__}, not a SplitVAE")
-    return model, desc
-
-
-# ---------------------------------------------------------------------------
 # FID along training (the paper's Figure 11)
 # ---------------------------------------------------------------------------
 class FIDHistory(keras.callbacks.Callback):
@@ -407,6 +381,8 @@ class FIDHistory(keras.callbacks.Callback):
             after each measurement; None plots nothing.
         seed: seed of the prior draw.
         cache_dir, use_cache: for the reference statistics.
+        verbose: log the extractor's note and each measurement (logger
+            "split_vae.evaluation", level INFO).
 
     Attributes:
         history: {"epoch": [...], "x_hat": [...], "x1": [...], "x2": [...]}
@@ -446,7 +422,7 @@ class FIDHistory(keras.callbacks.Callback):
                 self.reference_images, self._ext, self.cache_dir, self.use_cache,
                 desc="FIDHistory reference")
             if self.verbose:
-                print(f"[split_vae] FIDHistory: {self._ext.note}")
+                logger.info("FIDHistory: %s", self._ext.note)
 
     def on_epoch_end(self, epoch, logs=None):
         if (epoch + 1) % self.every:
@@ -462,17 +438,13 @@ class FIDHistory(keras.callbacks.Callback):
         for k, v in values.items():
             self.history.setdefault(k, []).append(v)
         if self.verbose:
-            print(f"\n[split_vae] epoch {epoch + 1} Fréchet distance ({self._ext.name}): "
-                  + ", ".join(f"{k} {v:.2f}" for k, v in values.items()))
+            logger.info("epoch %d Fréchet distance (%s): %s", epoch + 1, self._ext.name,
+                        ", ".join(f"{k} {v:.2f}" for k, v in values.items()))
         if self.plot_path:
             self.plot(self.plot_path)
 
     def plot(self, path: str | None = None):
         """Distance against epoch for x_hat, x1, x2; returns the Figure."""
-        import matplotlib.pyplot as plt
-
-        from .plotting import save_figure
-
         fig, ax = plt.subplots(figsize=(6, 4))
         styles = {"x_hat": "-o", "x1": "--s", "x2": ":^"}
         labels = {"x_hat": "x̂", "x1": "x̂₁", "x2": "x̂₂"}

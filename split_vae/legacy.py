@@ -1,4 +1,4 @@
-"""Read the authors' Keras 2 checkpoints into a Keras 3 `SplitVAE`.
+"""Read the authors' Keras 2 checkpoints: infer their configuration, fill a model.
 
 Asperti, Bugo, Filippini, "Enhancing Variational Generation Through
 Self-Decomposition", IEEE Access 10, 2022 (https://arxiv.org/abs/2202.02738).
@@ -21,6 +21,10 @@ matching sub-model. Every shape is checked before anything is assigned.
 The file has no gamma (the original passed it as an input): the loaded model
 starts at gamma = 1, which inference never reads. Before training further,
 call `model.estimate_gamma(images)`, as the original did on resuming.
+
+This module builds no model (it does not import model.py): a
+`LegacyCheckpoint` infers a `SplitVAEConfig` and fills the weights of a model
+it is given; `SplitVAE.from_legacy_h5` does the construction.
 """
 
 from __future__ import annotations
@@ -29,17 +33,14 @@ import dataclasses
 import os
 import re
 
+import h5py
+import keras
 import numpy as np
 
 from .config import SplitVAEConfig
 
 CONV, CONV_T, DENSE, BN = "conv2d", "conv2d_transpose", "dense", "batch_normalization"
 BN_WEIGHTS = ("gamma", "beta", "moving_mean", "moving_variance")
-
-# The fields a checkpoint determines; the others (beta, learning rate, ...)
-# are training choices the file does not record.
-ARCHITECTURE_FIELDS = ("image_shape", "latent_dim", "base_dim", "emb_dim", "kernel_size",
-                       "num_scale", "block_per_scale", "depth_per_block", "split")
 
 
 # ---------------------------------------------------------------------------
@@ -81,8 +82,6 @@ def read_legacy_h5(path) -> list[LegacyGroup]:
     Raises FileNotFoundError if there is no such file and ValueError, saying
     what the file is instead, if it is not a Keras 2 weights checkpoint.
     """
-    import h5py
-
     path = os.fspath(path)
     if not os.path.exists(path):
         if os.path.exists(path + ".index"):
@@ -204,85 +203,114 @@ def identify_submodels(groups, path="checkpoint") -> dict[str, LegacyGroup]:
 
 
 # ---------------------------------------------------------------------------
-# Inferring the configuration
+# A checkpoint, read
 # ---------------------------------------------------------------------------
-def infer_legacy_config(path, **overrides) -> SplitVAEConfig:
-    """Every architecture hyperparameter of a Keras 2 checkpoint, from its shapes.
+@dataclasses.dataclass
+class LegacyCheckpoint:
+    """A Keras 2 checkpoint of the original code, its three sub-models told apart.
 
-    Image size and channels, base_dim, emb_dim, latent_dim, kernel_size,
-    num_scale, block_per_scale, depth_per_block and split (2C+1 or C output
-    channels; C comes from the encoder's first kernel). Fields a checkpoint
-    cannot tell (beta, learning_rate, ...) keep their defaults unless given
-    in `overrides`.
+    Example:
+    ```python
+    checkpoint = LegacyCheckpoint.read("celeba_split_two.hdf5")
+    config = checkpoint.infer_config()      # the architecture, from the shapes
+    model = SplitVAE(config)
+    checkpoint.load_into(model)             # what SplitVAE.from_legacy_h5 does
+    ```
     """
-    sub = identify_submodels(read_legacy_h5(path), path)
-    return _infer(sub, path, overrides)
 
+    path: str
+    submodels: dict      # "encoder", "latent", "decoder" -> LegacyGroup
 
-def _infer(sub, path, overrides) -> SplitVAEConfig:
-    enc, lat, dec = sub["encoder"], sub["latent"], sub["decoder"]
+    @classmethod
+    def read(cls, path) -> "LegacyCheckpoint":
+        """Read path (FileNotFoundError if absent, ValueError if it is no
+        checkpoint of the original Split VAE, saying what it is instead)."""
+        path = os.fspath(path)
+        return cls(path, identify_submodels(read_legacy_h5(path), path))
 
-    def fail(why):
-        raise ValueError(f"cannot infer the configuration of {path}: {why}")
+    def load_into(self, model) -> None:
+        """Assign the checkpoint's weights to model, a `SplitVAE` of a matching config.
 
-    # Encoder: 1 + S strided convs, P = S * block_per_scale residual blocks of
-    # depth d (d BatchNorms, d + 1 convs each), and a Dense block (d BatchNorms,
-    # d + 1 Dense layers).
-    depth = enc.count(DENSE) - 1
-    blocks, rest = divmod(enc.count(BN) - depth, depth)
-    if rest or blocks < 0:
-        fail(f"the encoder's {enc.count(BN)} BatchNorm layers do not fit residual blocks "
-             f"of depth {depth} (from its {enc.count(DENSE)} Dense layers)")
-    scales = enc.count(CONV) - 1 - blocks * (depth + 1)
-    if scales < 0 or (scales == 0) != (blocks == 0) or (scales and blocks % scales):
-        fail(f"the encoder's {enc.count(CONV)} convolutions and {blocks} residual blocks "
-             "do not fit any num_scale and block_per_scale")
-    per_scale = blocks // scales if scales else None
+        Every shape is checked before anything is assigned (see
+        `match_weights`): on a mismatch the model is left as it was.
+        """
+        for var, value in match_weights(model, self.submodels, self.path):
+            var.assign(value.astype(var.dtype))
 
-    # Decoder: T transposed convs, each followed by block_per_scale residual
-    # blocks; then the output conv.
-    ups = dec.count(CONV_T)
-    if ups:
-        dec_blocks, rest = divmod(dec.count(BN), ups * depth)
-        if rest or dec.count(CONV) != ups * dec_blocks * (depth + 1) + 1:
-            fail(f"the decoder's {ups} upsamplings, {dec.count(BN)} BatchNorm and "
-                 f"{dec.count(CONV)} convolution layers do not fit residual blocks of "
-                 f"depth {depth}")
-        if per_scale is not None and dec_blocks != per_scale:
-            fail(f"the encoder has {per_scale} residual block(s) per scale, the decoder "
-                 f"{dec_blocks}")
-        per_scale = dec_blocks
-    elif dec.count(CONV) != 1 or dec.count(BN):
-        fail("a decoder without upsampling must hold one convolution and no BatchNorm")
+    def infer_config(self, **fields_given) -> SplitVAEConfig:
+        """Every architecture hyperparameter of the checkpoint, from its shapes.
 
-    first = enc.layers[CONV][0].weights["kernel"][1]      # (k, k, C, base_dim)
-    k, k2, channels, base_dim = first.shape
-    if k != k2:
-        fail(f"the first convolution's kernel {first.shape} is not square")
-    out_channels = dec.layers[CONV][-1].weights["kernel"][1].shape[-1]
-    if out_channels == 2 * channels + 1:
-        split = True
-    elif out_channels == channels:
-        split = False
-    else:
-        fail(f"the decoder ends in {out_channels} channels for {channels}-channel images: "
-             f"neither 2C+1 = {2 * channels + 1} (Split VAE) nor C = {channels} (vanilla)")
-    z_mean_kernel = lat.layers[DENSE][0].weights["kernel"][1]   # (emb_dim, latent_dim)
-    side = 4 * 2 ** ups
-    fields = dict(
-        image_shape=(side, side, int(channels)), latent_dim=int(z_mean_kernel.shape[1]),
-        base_dim=int(base_dim), emb_dim=int(z_mean_kernel.shape[0]), kernel_size=int(k),
-        num_scale=scales + 1, block_per_scale=per_scale or 1, depth_per_block=depth,
-        split=split)
-    fields.update(overrides)
-    try:
-        return SplitVAEConfig(**fields)
-    except ValueError as e:
-        fail(str(e))
+        Image size and channels, base_dim, emb_dim, latent_dim, kernel_size,
+        num_scale, block_per_scale, depth_per_block and split (2C+1 or C
+        output channels; C comes from the encoder's first kernel). Fields a
+        checkpoint cannot tell (beta, learning_rate, ...) keep their defaults
+        unless given in `fields_given`; a given architecture field replaces the
+        inferred one (and `load_into` then checks it against the file).
+        """
+        sub = self.submodels
+        enc, lat, dec = sub["encoder"], sub["latent"], sub["decoder"]
+
+        def fail(why):
+            raise ValueError(f"cannot infer the configuration of {self.path}: {why}")
+
+        # Encoder: 1 + S strided convs, P = S * block_per_scale residual blocks of
+        # depth d (d BatchNorms, d + 1 convs each), and a Dense block (d BatchNorms,
+        # d + 1 Dense layers).
+        depth = enc.count(DENSE) - 1
+        blocks, rest = divmod(enc.count(BN) - depth, depth)
+        if rest or blocks < 0:
+            fail(f"the encoder's {enc.count(BN)} BatchNorm layers do not fit residual blocks "
+                 f"of depth {depth} (from its {enc.count(DENSE)} Dense layers)")
+        scales = enc.count(CONV) - 1 - blocks * (depth + 1)
+        if scales < 0 or (scales == 0) != (blocks == 0) or (scales and blocks % scales):
+            fail(f"the encoder's {enc.count(CONV)} convolutions and {blocks} residual blocks "
+                 "do not fit any num_scale and block_per_scale")
+        per_scale = blocks // scales if scales else None
+
+        # Decoder: T transposed convs, each followed by block_per_scale residual
+        # blocks; then the output conv.
+        ups = dec.count(CONV_T)
+        if ups:
+            dec_blocks, rest = divmod(dec.count(BN), ups * depth)
+            if rest or dec.count(CONV) != ups * dec_blocks * (depth + 1) + 1:
+                fail(f"the decoder's {ups} upsamplings, {dec.count(BN)} BatchNorm and "
+                     f"{dec.count(CONV)} convolution layers do not fit residual blocks of "
+                     f"depth {depth}")
+            if per_scale is not None and dec_blocks != per_scale:
+                fail(f"the encoder has {per_scale} residual block(s) per scale, the decoder "
+                     f"{dec_blocks}")
+            per_scale = dec_blocks
+        elif dec.count(CONV) != 1 or dec.count(BN):
+            fail("a decoder without upsampling must hold one convolution and no BatchNorm")
+
+        first = enc.layers[CONV][0].weights["kernel"][1]      # (k, k, C, base_dim)
+        k, k2, channels, base_dim = first.shape
+        if k != k2:
+            fail(f"the first convolution's kernel {first.shape} is not square")
+        out_channels = dec.layers[CONV][-1].weights["kernel"][1].shape[-1]
+        if out_channels == 2 * channels + 1:
+            split = True
+        elif out_channels == channels:
+            split = False
+        else:
+            fail(f"the decoder ends in {out_channels} channels for {channels}-channel images: "
+                 f"neither 2C+1 = {2 * channels + 1} (Split VAE) nor C = {channels} (vanilla)")
+        z_mean_kernel = lat.layers[DENSE][0].weights["kernel"][1]   # (emb_dim, latent_dim)
+        side = 4 * 2 ** ups
+        fields = dict(
+            image_shape=(side, side, int(channels)), latent_dim=int(z_mean_kernel.shape[1]),
+            base_dim=int(base_dim), emb_dim=int(z_mean_kernel.shape[0]), kernel_size=int(k),
+            num_scale=scales + 1, block_per_scale=per_scale or 1, depth_per_block=depth,
+            split=split)
+        fields.update(fields_given)
+        try:
+            return SplitVAEConfig(**fields)
+        except ValueError as e:
+            fail(str(e))
 
 
 # ---------------------------------------------------------------------------
-# Matching and loading
+# Matching the file's layers with the model's
 # ---------------------------------------------------------------------------
 def creation_order(config: SplitVAEConfig) -> dict[str, list[str]]:
     """Names of our layers with weights, per sub-model, in the original's creation order.
@@ -314,10 +342,9 @@ def creation_order(config: SplitVAEConfig) -> dict[str, list[str]]:
 
 
 def _our_kind(layer) -> str:
-    from keras import layers
-
-    for cls, kind in ((layers.Conv2DTranspose, CONV_T), (layers.Conv2D, CONV),
-                      (layers.Dense, DENSE), (layers.BatchNormalization, BN)):
+    kl = keras.layers
+    for cls, kind in ((kl.Conv2DTranspose, CONV_T), (kl.Conv2D, CONV), (kl.Dense, DENSE),
+                      (kl.BatchNormalization, BN)):
         if isinstance(layer, cls):
             return kind
     raise TypeError(f"layer {layer.name} of type {type(layer).__name__} has no legacy counterpart")
@@ -378,45 +405,3 @@ def match_weights(model, sub, path="checkpoint") -> list:
                     f"model's {role} (shape in the model: none); the file's {role} has "
                     f"{len(items)} {kind} layers, the configuration {seen.get(kind, 0)}")
     return pairs
-
-
-def load_legacy_h5(path, config=None):
-    """A `SplitVAE` with the weights of a Keras 2 checkpoint of the original code.
-
-    Args:
-        path: str or PathLike, an `.hdf5`/`.h5` file written by the original
-            code's `vae.save_weights` (Keras 2), or by `vae.save`.
-        config: None (default) to infer every architecture hyperparameter
-            from the file's shapes; or a `SplitVAEConfig`, a dict of its
-            fields, or a preset name, which the file must match.
-
-    Returns:
-        A `SplitVAE` whose `encode` and `decode` compute what the original
-        network computes in inference mode. gamma is 1 (the file has none):
-        call `model.estimate_gamma(images)` before training further.
-
-    Raises:
-        FileNotFoundError: no such file.
-        ValueError: not a Keras 2 checkpoint of the original Split VAE, or
-            (with `config`) the first weight whose shape differs, with both
-            shapes.
-
-    Example:
-    ```python
-    from split_vae import load_legacy_h5
-    model = load_legacy_h5("split_64_4SB_lat150_base128_512_k3.hdf5")
-    print(model.config)                    # inferred from the file
-    z_mean, z_log_var = model.encode(images)
-    ```
-    """
-    from .model import SplitVAE
-
-    path = os.fspath(path)
-    sub = identify_submodels(read_legacy_h5(path), path)
-    if config is None:
-        config = _infer(sub, path, {})
-    model = SplitVAE(config)
-    pairs = match_weights(model, sub, path)
-    for var, value in pairs:
-        var.assign(value.astype(var.dtype))
-    return model

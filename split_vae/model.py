@@ -7,22 +7,31 @@ The decoder's last convolution has 2C+1 sigmoid channels: a map sigma and two
 images x1, x2, composed as x_hat = sigma*x1 + (1-sigma)*x2. The loss is the
 ordinary VAE loss on x_hat, with the reconstruction error divided by gamma, a
 running estimate of the reconstruction MSE (see `training.GammaBalance`).
+
+This module is the top of the model's import graph: it builds models from
+built-in presets, preset directories (`presets`), published weights
+(`presets.fetch`), `.keras` files and the authors' Keras 2 checkpoints
+(`legacy`), none of which imports it back. `SplitVAE.resolve` is the one
+place where a name or a path becomes a model.
 """
 
 from __future__ import annotations
 
 import math
+import os
+import warnings
 import weakref
 
 import keras
 import numpy as np
 from keras import layers, ops
+from tqdm.auto import tqdm
 
-from . import checks
+from . import checks, legacy, presets
 from .blocks import dense_block, scale_block
-from .config import SplitVAEConfig, get_preset
+from .config import PRESETS, SplitVAEConfig, get_preset
 from .distribute import per_replica_loss, replicas_in_sync
-from .precision import dtype_policy
+from .precision import check_device_supports, dtype_policy
 
 PACKAGE = "split_vae"
 
@@ -87,10 +96,12 @@ def split_output(decoded, channels: int, split: bool = True) -> dict:
 
 
 def vae_loss_terms(x, x_hat, z_mean, z_log_var, gamma, beta) -> dict:
-    """The loss of DESIGN.md, with keras.ops only (one path for every backend).
+    """The VAE loss, with keras.ops only (one path for every backend).
 
     Per sample: 0.5 * sum((x - x_hat)^2) / gamma + beta * KL with
-    KL = 0.5 * sum(z_mean^2 + exp(z_log_var) - 1 - z_log_var); the loss is the
+    KL = 0.5 * sum(z_mean^2 + exp(z_log_var) - 1 - z_log_var) (the paper's
+    Section II-A, equation 4; gamma and beta as in the README's "The loss and
+    the balance"); the loss is the
     batch mean. Also returns the batch reconstruction MSE (per pixel) and the
     batch mean KL, which the training logs show. Everything is computed in
     float32, whatever the dtype of the network's outputs (mixed precision).
@@ -370,7 +381,6 @@ class SplitVAE(keras.Model):
         inf, and values outside [0, 1] raise ValueError, as does
         config.precision="mixed_float16" on a CPU without float16 arithmetic.
         """
-        from .precision import check_device_supports
         check_device_supports(self.config.precision)
         if x is None:
             raise ValueError("fit() needs images: x=None received")
@@ -440,12 +450,18 @@ class SplitVAE(keras.Model):
         z_mean, _ = self.encode(x, batch_size=batch_size)
         return self.decode(z_mean, batch_size=batch_size)
 
-    def generate(self, n: int, seed=None, batch_size: int = 256) -> dict:
-        """n samples from the prior N(0, I): dict of sigma, x1, x2, x_hat, z."""
+    def generate(self, n: int, seed=None, batch_size: int = 256, progress: bool = False,
+                 desc: str = "generate") -> dict:
+        """n samples from the prior N(0, I): dict of sigma, x1, x2, x_hat, z.
+
+        The paper's GEN column: z drawn with numpy's `default_rng(seed)`
+        (the same seed, the same z on every backend), decoded in batches of
+        batch_size, with a progress bar if progress=True.
+        """
         n = checks.integer(n, "n", minimum=0)
         z = np.random.default_rng(seed).standard_normal(
             (int(n), self.latent_dim)).astype("float32")
-        out = self.decode(z, batch_size=batch_size)
+        out = self.decode(z, batch_size=batch_size, progress=progress, desc=desc)
         out["z"] = z
         return out
 
@@ -481,38 +497,168 @@ class SplitVAE(keras.Model):
 
     # --- construction and config --------------------------------------
     @classmethod
-    def from_preset(cls, name, **kwargs) -> "SplitVAE":
-        """A model from a built-in preset name (untrained) or a preset directory.
+    def resolve(cls, spec, builtin: str = "untrained", cache_dir=None,
+                **kwargs) -> tuple["SplitVAE", str]:
+        """A model from anything that names one, and a description of what was read.
 
-        A built-in name wins over a directory of the same name in the working
-        directory; write "./mnist" to mean the directory.
+        Args:
+            spec: str or PathLike: a preset directory (config.json,
+                model.weights.h5, metadata.json), a `.keras` file, a Keras 2
+                `.h5`/`.hdf5` checkpoint of the authors' code (its
+                configuration inferred from its shapes), a name of
+                `presets.REGISTRY` (published weights, downloaded once), or a
+                built-in preset name of `config.PRESETS` (untrained).
+            builtin: what a built-in preset name gives.
+                "untrained" (`from_preset`): the untrained model; the name
+                wins over a directory of that name (write "./mnist" for the
+                directory). "warn" (the evaluate command): a directory of
+                that name wins, otherwise the untrained model with a
+                UserWarning. "refuse" (`from_pretrained`): a directory of that
+                name wins, otherwise a ValueError pointing at `from_preset`.
+            cache_dir: the folder published weights are downloaded to
+                (default `paths.cache_dir("weights")`).
+            **kwargs: constructor arguments (e.g. `seed`), for every source
+                but a `.keras` file, which holds its own.
+
+        Returns:
+            (model, description), e.g. (model, "preset directory runs/x").
+
+        Raises:
+            FileNotFoundError: a path that does not exist, or a preset
+                directory that lacks a file.
+            ValueError: a file or directory that is not a model of ours, or
+                a name that is none of the above (the names known listed).
         """
-        import os
-
-        from .config import PRESETS
-
-        if isinstance(name, str) and name in PRESETS:
-            return cls(get_preset(name), **kwargs)
-        if isinstance(name, (str, os.PathLike)) and os.path.isdir(name):
-            from .presets import load_preset_dir
-
-            return load_preset_dir(name, **kwargs)
-        return cls(get_preset(name), **kwargs)
+        if builtin not in ("untrained", "warn", "refuse"):
+            raise ValueError(
+                f"builtin must be 'untrained', 'warn' or 'refuse', received {builtin!r}")
+        if not isinstance(spec, (str, os.PathLike)):
+            raise ValueError(f"a model is named by a string or a path, received "
+                             f"{type(spec).__name__}")
+        if builtin == "untrained" and isinstance(spec, str) and spec in PRESETS:
+            return cls(get_preset(spec), **kwargs), f"untrained preset {spec}"
+        path = os.fspath(spec)
+        if isinstance(spec, os.PathLike) or os.path.exists(path):
+            return cls._from_path(path, **kwargs)
+        if spec in PRESETS:
+            if builtin == "refuse":
+                raise ValueError(
+                    f"{spec!r} is a built-in configuration without published weights: use "
+                    f"SplitVAE.from_preset({spec!r}) for an untrained model. Published "
+                    f"weights: {sorted(presets.REGISTRY)}")
+            warnings.warn(f"{spec!r} is a built-in preset: the model is UNTRAINED, its "
+                          "numbers describe random weights", stacklevel=2)
+            return cls(get_preset(spec), **kwargs), f"untrained preset {spec}"
+        if spec in presets.REGISTRY:
+            downloaded = presets.fetch(spec, cache_dir=cache_dir)
+            fields = presets.pretrained_fields(presets.REGISTRY[spec])
+            model = cls.from_legacy_h5(downloaded, config=fields, **kwargs)
+            return model, f"published weights {spec} ({downloaded})"
+        if os.sep in path or path.endswith((".keras", ".h5", ".hdf5")):
+            raise FileNotFoundError(f"no such file or directory: {path}")
+        raise ValueError(
+            f"cannot read a model from {spec!r}: it is neither a file, a directory, a "
+            f"built-in preset (presets: {sorted(PRESETS)}) nor published weights "
+            f"(published weights: {sorted(presets.REGISTRY)})")
 
     @classmethod
-    def from_pretrained(cls, name_or_path, **kwargs) -> "SplitVAE":
-        """Published weights by registry name (downloaded once), a preset
-        directory, or a Keras 2 .hdf5 checkpoint; see `presets.from_pretrained`."""
-        from .presets import from_pretrained
+    def _from_path(cls, path: str, **kwargs) -> tuple["SplitVAE", str]:
+        if os.path.isdir(path):
+            return presets.load_preset_dir(path, cls, **kwargs), f"preset directory {path}"
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"no such file or directory: {path}")
+        if path.endswith(".keras"):
+            if kwargs:
+                raise ValueError(f"{path} holds a whole model: constructor arguments "
+                                 f"{sorted(kwargs)} cannot apply to it")
+            model = keras.saving.load_model(path, compile=False)
+            if not isinstance(model, SplitVAE):
+                raise ValueError(f"Keras file {path} holds a {type(model).__name__}, "
+                                 "not a SplitVAE")
+            return model, f"Keras file {path}"
+        if path.endswith(".weights.h5"):
+            raise ValueError(
+                f"{path} is a Keras 3 weights file, which needs its configuration: keep it "
+                f"in a preset directory with {presets.CONFIG_FILE} (see save_to_preset)")
+        return cls.from_legacy_h5(path, **kwargs), f"legacy HDF5 weights {path}"
 
-        return from_pretrained(name_or_path, **kwargs)
+    @classmethod
+    def from_preset(cls, name, cache_dir=None, **kwargs) -> "SplitVAE":
+        """A model from a built-in preset name (untrained) or a saved model.
 
-    def save_to_preset(self, preset_dir, **kwargs) -> str:
+        A built-in name wins over a directory of the same name in the working
+        directory; write "./mnist" to mean the directory. Whatever else
+        `resolve` reads (a preset directory, a `.keras` or legacy file,
+        published weights) is read too. `kwargs` go to the constructor.
+        """
+        return cls.resolve(name, builtin="untrained", cache_dir=cache_dir, **kwargs)[0]
+
+    @classmethod
+    def from_pretrained(cls, name_or_path, cache_dir=None, **kwargs) -> "SplitVAE":
+        """A trained model: published weights by registry name, or a saved model.
+
+        Args:
+            name_or_path: a name of `presets.REGISTRY` (downloaded once into
+                cache_dir), a preset directory, a `.keras` file, or a Keras 2
+                `.hdf5` checkpoint of the original code. A built-in preset
+                name, which has no weights, raises ValueError.
+            cache_dir: the folder downloads go in (default
+                `paths.cache_dir("weights")`, under $SPLIT_VAE_CACHE_DIR).
+            **kwargs: passed to the constructor (e.g. `seed`).
+
+        For a registry entry whose dataset is one of the paper's presets, the
+        training fields (beta, learning rate, epochs, GMM components) are the
+        preset's; the architecture is the registry's config when known,
+        otherwise inferred from the file. gamma starts at 1: call
+        `model.estimate_gamma(images)` before training further.
+        """
+        return cls.resolve(name_or_path, builtin="refuse", cache_dir=cache_dir,
+                           **kwargs)[0]
+
+    @classmethod
+    def from_legacy_h5(cls, path, config=None, **kwargs) -> "SplitVAE":
+        """A model with the weights of a Keras 2 checkpoint of the original code.
+
+        Args:
+            path: str or PathLike, an `.hdf5`/`.h5` file written by the
+                original code's `vae.save_weights` (Keras 2), or by `vae.save`.
+            config: None (default) to infer every architecture
+                hyperparameter from the file's shapes; a `SplitVAEConfig` or
+                a preset name, which the file must match; or a dict of some
+                fields, taken as given, the others inferred from the file
+                (architecture) or left at their defaults.
+            **kwargs: passed to the constructor (e.g. `seed`).
+
+        Returns:
+            A model whose `encode` and `decode` compute what the original
+            network computes in inference mode. gamma is 1 (the file has
+            none): call `model.estimate_gamma(images)` before training further.
+
+        Raises:
+            FileNotFoundError: no such file.
+            ValueError: not a Keras 2 checkpoint of the original Split VAE, or
+                (with `config`) the first weight whose shape differs, with
+                both shapes.
+
+        Example:
+        ```python
+        from split_vae import SplitVAE
+        model = SplitVAE.from_legacy_h5("split_64_4SB_lat150_base128_512_k3.hdf5")
+        print(model.config)                    # inferred from the file
+        z_mean, z_log_var = model.encode(images)
+        ```
+        """
+        checkpoint = legacy.LegacyCheckpoint.read(path)
+        if config is None or isinstance(config, dict):
+            config = checkpoint.infer_config(**(config or {}))
+        model = cls(config, **kwargs)
+        checkpoint.load_into(model)
+        return model
+
+    def save_to_preset(self, preset_dir, dataset=None, source=None) -> str:
         """Write config.json, model.weights.h5 and metadata.json to preset_dir,
         which `from_preset` loads; see `presets.save_to_preset`."""
-        from .presets import save_to_preset
-
-        return save_to_preset(self, preset_dir, **kwargs)
+        return presets.save_to_preset(self, preset_dir, dataset=dataset, source=source)
 
     def get_config(self):
         return {"config": self.config.to_dict(), "seed": self.seed, "name": self.name}
@@ -552,8 +698,6 @@ def _batches(n: int, batch_size: int, progress: bool, desc: str):
     if not progress:
         yield from starts
         return
-    from tqdm.auto import tqdm
-
     with tqdm(total=n, desc=desc, unit="img", leave=False) as bar:
         for i in starts:
             yield i
@@ -566,3 +710,8 @@ def _concat(arrays, empty_shape):
 
 def _stack_dicts(parts, empty_shapes):
     return {k: _concat([p[k] for p in parts], shape) for k, shape in empty_shapes.items()}
+
+
+# The public name of the legacy reader since the first release (README,
+# weights/README.md): the same classmethod, bound to SplitVAE.
+load_legacy_h5 = SplitVAE.from_legacy_h5

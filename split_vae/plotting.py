@@ -116,7 +116,7 @@ def write_training_figures(model, directory: str, test_images: np.ndarray, n: in
     kind = _kind(model)
     paths = [os.path.join(directory, "generated.png"),
              os.path.join(directory, "reconstructed.png")]
-    plot_split_grid(model.generate(n, seed=seed), paths[0], n=n,
+    plot_split_grid(model.generate(n=n, seed=seed), paths[0], n=n,
                     title=f"{kind}, {dataset}: generated (z ~ N(0, I))")
     plot_split_grid(model.reconstruct(test_images[:n]), paths[1], n=n,
                     inputs=test_images[:n], title=f"{kind}, {dataset}: reconstructed (test)")

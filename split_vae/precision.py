@@ -16,7 +16,8 @@ import platform
 
 import keras
 
-from .config import PRECISIONS, check_precision_name  # noqa: F401 (re-exported)
+# PRECISIONS is read here by the command line's --precision choices as well.
+from .config import PRECISIONS, check_precision_name
 
 
 @contextlib.contextmanager
@@ -56,6 +57,8 @@ BF16_FLAGS = {"avx512_bf16", "amx_bf16", "bf16"}
 
 def accelerators() -> list[str]:
     """Names of the GPUs/TPUs the current Keras backend sees (empty on CPU)."""
+    # Each engine is imported only when it is Keras's backend: a JAX or
+    # PyTorch user need not have TensorFlow installed, and the reverse.
     backend = keras.backend.backend()
     if backend == "tensorflow":
         import tensorflow as tf

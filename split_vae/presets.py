@@ -1,4 +1,4 @@
-"""Preset directories, the registry of published weights, and `from_pretrained`.
+"""Preset directories and the registry of published weights.
 
 A preset directory (the keras-hub layout) holds three files:
 
@@ -10,22 +10,27 @@ A preset directory (the keras-hub layout) holds three files:
 
 The registry lists the checkpoints the authors of the paper (Asperti, Bugo,
 Filippini, IEEE Access 2022, https://arxiv.org/abs/2202.02738) published:
-Keras 2 HDF5 files, loaded with `legacy.load_legacy_h5`. weights/README.md
-describes each of them.
+Keras 2 HDF5 files, read by `legacy.LegacyCheckpoint`. weights/README.md
+describes each of them; `fetch` downloads one once into the cache.
+
+This module builds no model of its own choosing (it does not import
+model.py): `load_preset_dir` builds the class it is given, and
+`SplitVAE.from_pretrained` / `from_preset` decide what a name means.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime
-import hashlib
-import json
 import os
 import socket
 import urllib.parse
 import warnings
 
-from .config import PRESETS, SplitVAEConfig
+import keras
+
+from . import __version__, paths
+from .config import ARCHITECTURE_FIELDS, PRESETS, SplitVAEConfig
 from .fileio import atomic_write, atomic_write_json, atomic_write_text, read_json, sha256_file
 
 CONFIG_FILE = "config.json"
@@ -36,7 +41,6 @@ PRESET_FORMAT = "split_vae-preset-1"
 # Setting this environment variable to 1 makes from_pretrained use the cache
 # only (no network access), like HF_HUB_OFFLINE.
 OFFLINE_ENV = "SPLIT_VAE_OFFLINE"
-CACHE_SUBDIR = "split_vae"
 
 
 # ---------------------------------------------------------------------------
@@ -97,6 +101,21 @@ REGISTRY: dict[str, PretrainedWeights] = {w.name: w for w in [
 ]}
 
 
+def pretrained_fields(entry: PretrainedWeights) -> dict:
+    """The `SplitVAEConfig` fields a registry entry's model gets beyond its file.
+
+    The entry's config when known (the file must then match it); for an
+    entry whose dataset is one of the paper's presets, that preset's training
+    fields (beta, learning rate, epochs, GMM components, ...). The
+    architecture fields the entry does not give are inferred from the file.
+    """
+    fields = entry.config.to_dict() if entry.config is not None else {}
+    if entry.dataset in PRESETS:
+        fields.update({k: v for k, v in PRESETS[entry.dataset].to_dict().items()
+                       if k not in ARCHITECTURE_FIELDS})
+    return fields
+
+
 # ---------------------------------------------------------------------------
 # Preset directories
 # ---------------------------------------------------------------------------
@@ -119,10 +138,6 @@ def save_to_preset(model, preset_dir, dataset=None, source=None) -> str:
 
     Returns the directory's path.
     """
-    import keras
-
-    from . import __version__
-
     preset_dir = os.fspath(preset_dir)
     if os.path.exists(preset_dir) and not os.path.isdir(preset_dir):
         raise ValueError(f"preset_dir {preset_dir} exists and is not a directory")
@@ -146,15 +161,18 @@ def save_to_preset(model, preset_dir, dataset=None, source=None) -> str:
     return preset_dir
 
 
-def load_preset_dir(path, **kwargs):
-    """The `SplitVAE` saved in a preset directory (see `save_to_preset`).
+def load_preset_dir(path, cls, **kwargs):
+    """The model saved in a preset directory (see `save_to_preset`), built as `cls`.
 
-    `kwargs` go to the `SplitVAE` constructor (e.g. `seed`). Raises
-    FileNotFoundError for a missing directory or file and ValueError, naming
-    the file at fault, for anything that does not fit together.
+    Args:
+        path: str or PathLike, the directory.
+        cls: the model class (`SplitVAE` or a subclass), called as
+            `cls(config, **kwargs)`.
+        **kwargs: passed to the constructor (e.g. `seed`).
+
+    Raises FileNotFoundError for a missing directory or file and ValueError,
+    naming the file at fault, for anything that does not fit together.
     """
-    from .model import SplitVAE
-
     path = os.fspath(path)
     if not os.path.isdir(path):
         raise FileNotFoundError(f"no such preset directory: {path}")
@@ -184,7 +202,7 @@ def load_preset_dir(path, **kwargs):
         raise ValueError(
             f"{weights_path} is not the file {metadata_path} describes (SHA-256 differs; "
             "an interrupted or partial save?): save the preset again")
-    model = SplitVAE(config, **kwargs)
+    model = cls(config, **kwargs)
     count = metadata.get("parameter_count")
     if count is not None and count != model.count_params():
         raise ValueError(
@@ -204,35 +222,29 @@ def load_preset_dir(path, **kwargs):
 
 
 # ---------------------------------------------------------------------------
-# from_pretrained
+# Downloading published weights
 # ---------------------------------------------------------------------------
 class WeightsUnavailableError(FileNotFoundError):
     """Published weights neither in the cache nor downloadable now."""
 
 
-def default_cache_dir() -> str:
-    """Keras's cache root: $KERAS_HOME, else ~/.keras (files go in split_vae/)."""
-    return os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
-
-
 def cached_path(name: str, cache_dir=None) -> str:
-    """Where from_pretrained keeps (or expects) the file of a registry entry."""
+    """Where `fetch` keeps (or expects) the file of a registry entry.
+
+    cache_dir: the folder the file goes in; default the weights folder of
+    split_vae's cache, `paths.cache_dir("weights")` (under
+    $SPLIT_VAE_CACHE_DIR, else ~/.cache/split_vae).
+    """
     entry = _entry(name)
-    root = os.fspath(cache_dir) if cache_dir is not None else default_cache_dir()
-    return os.path.join(root, CACHE_SUBDIR, entry.filename)
+    folder = os.fspath(cache_dir) if cache_dir is not None else paths.cache_dir("weights")
+    return os.path.join(folder, entry.filename)
 
 
 def _entry(name) -> PretrainedWeights:
-    if name in REGISTRY:
-        return REGISTRY[name]
-    if name in PRESETS:
-        raise ValueError(
-            f"{name!r} is a built-in configuration without published weights: use "
-            f"SplitVAE.from_preset({name!r}) for an untrained model. Published weights: "
-            f"{sorted(REGISTRY)}")
-    raise ValueError(
-        f"{name!r} is neither a file, a preset directory nor published weights; "
-        f"published weights: {sorted(REGISTRY)}")
+    if name not in REGISTRY:
+        raise ValueError(f"{name!r} is not published weights; published weights: "
+                         f"{sorted(REGISTRY)}")
+    return REGISTRY[name]
 
 
 def _reachable(url: str, timeout: float = 5.0) -> bool:
@@ -248,17 +260,16 @@ def _reachable(url: str, timeout: float = 5.0) -> bool:
 
 
 def fetch(name: str, cache_dir=None) -> str:
-    """The local path of a registry entry's file, downloaded once into Keras's cache.
+    """The local path of a registry entry's file, downloaded once into the cache.
 
-    Offline (no route to the host, or SPLIT_VAE_OFFLINE=1) and not cached, it
-    raises `WeightsUnavailableError` at once, saying which URL to fetch and
-    where to put the file.
+    cache_dir: the folder the file goes in (see `cached_path`). Offline (no
+    route to the host, or SPLIT_VAE_OFFLINE=1) and not cached, it raises
+    `WeightsUnavailableError` at once, saying which URL to fetch and where to
+    put the file.
     """
-    import keras
-
     entry = _entry(name)
     target = cached_path(name, cache_dir)
-    cache_dir = os.path.dirname(os.path.dirname(target))
+    folder = os.path.dirname(target)
     if not os.path.exists(target):
         how = (f"download {entry.url} by other means and save it as {target} "
                f"(or pass its path to SplitVAE.from_pretrained)")
@@ -270,16 +281,15 @@ def fetch(name: str, cache_dir=None) -> str:
                 f"cannot reach {urllib.parse.urlsplit(entry.url).hostname} to download "
                 f"{name!r}: {how}")
     try:
-        # get_file falls back to /tmp/.keras when cache_dir does not exist yet.
-        os.makedirs(os.path.dirname(target), exist_ok=True)
+        # get_file falls back to /tmp/.keras when the folder does not exist yet.
+        os.makedirs(folder, exist_ok=True)
     except OSError:
         pass
     try:
         # The hash is checked below rather than by get_file, which would
         # silently download again over a cached file that does not match.
         path = keras.utils.get_file(
-            fname=entry.filename, origin=entry.url, cache_dir=cache_dir,
-            cache_subdir=CACHE_SUBDIR)
+            fname=entry.filename, origin=entry.url, cache_dir=folder, cache_subdir="")
     except Exception as e:   # get_file raises bare Exception on URL errors
         raise WeightsUnavailableError(
             f"downloading {entry.url} failed ({e}): download it by other means and save "
@@ -291,47 +301,3 @@ def fetch(name: str, cache_dir=None) -> str:
                 f"{path} has SHA-256 {digest}, but the registry records {entry.sha256} "
                 f"for {entry.url}: delete the file and download it again")
     return path
-
-
-def from_pretrained(name_or_path, cache_dir=None):
-    """A `SplitVAE` from published weights, a preset directory or a legacy file.
-
-    Args:
-        name_or_path: a name of `REGISTRY` (downloaded once into
-            `cache_dir/split_vae/`), a preset directory, or a Keras 2
-            `.hdf5` checkpoint of the original code.
-        cache_dir: cache root (default: $KERAS_HOME or ~/.keras).
-
-    For a registry entry whose dataset is one of the paper's presets, the
-    training fields (beta, learning rate, epochs, GMM components) are the
-    preset's; the architecture is the registry's config when known,
-    otherwise inferred from the file. gamma starts at 1: call
-    `model.estimate_gamma(images)` before training further.
-    """
-    from .legacy import ARCHITECTURE_FIELDS, load_legacy_h5
-
-    if isinstance(name_or_path, os.PathLike) or (
-            isinstance(name_or_path, str) and os.path.exists(name_or_path)):
-        path = os.fspath(name_or_path)
-        if os.path.isdir(path):
-            return load_preset_dir(path)
-        if path.endswith(".weights.h5"):
-            raise ValueError(
-                f"{path} is a Keras 3 weights file, which needs its configuration: keep it "
-                f"in a preset directory with {CONFIG_FILE} (see save_to_preset)")
-        return load_legacy_h5(path)
-    if not isinstance(name_or_path, str):
-        raise ValueError(
-            f"name_or_path must be a registry name or a path, received "
-            f"{type(name_or_path).__name__}")
-    if name_or_path not in REGISTRY and (
-            os.sep in name_or_path or name_or_path.endswith((".h5", ".hdf5"))):
-        raise FileNotFoundError(f"no such file or directory: {name_or_path}")
-    entry = _entry(name_or_path)
-    path = fetch(name_or_path, cache_dir=cache_dir)
-    model = load_legacy_h5(path, config=entry.config)
-    if entry.dataset in PRESETS:
-        preset = PRESETS[entry.dataset]
-        arch = {f: getattr(model.config, f) for f in ARCHITECTURE_FIELDS}
-        model.config = dataclasses.replace(preset, **arch)
-    return model

@@ -1,4 +1,4 @@
-"""Latent sampling: the prior (GEN) and a Gaussian mixture on z_mean (GMM).
+"""Latent sampling beyond the prior: a Gaussian mixture on z_mean (GMM).
 
 Asperti, Bugo, Filippini, "Enhancing Variational Generation Through
 Self-Decomposition", IEEE Access 10, 2022 (https://arxiv.org/abs/2202.02738).
@@ -6,7 +6,8 @@ The paper's tables have two columns per model: GEN, with z drawn from the
 prior N(0, I), and GMM, with z drawn from a Gaussian mixture (scikit-learn,
 full covariance, max_iter 200) fitted on z_mean of the reference images. The
 mixture follows the aggregate posterior more closely than the prior does, which
-is where most of the GMM column's gain comes from.
+is where most of the GMM column's gain comes from. The GEN column's draw is
+`SplitVAE.generate`.
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.mixture import GaussianMixture
+from tqdm.auto import tqdm
 
 from . import checks
 
@@ -32,10 +36,6 @@ def fit_gmm(z, n_components: int, seed: int | None = 0, max_iter: int = 200,
     Returns:
         The fitted `sklearn.mixture.GaussianMixture`.
     """
-    from sklearn.exceptions import ConvergenceWarning
-    from sklearn.mixture import GaussianMixture
-    from tqdm.auto import tqdm
-
     z = np.asarray(z, dtype=np.float64)
     if z.ndim != 2 or z.shape[1] < 1:
         raise ValueError(f"z must have shape (N, latent_dim), received {z.shape}")
@@ -86,35 +86,6 @@ def sample_gmm(gmm, n: int, seed: int | None = 0) -> np.ndarray:
     return z[rng.permutation(len(z))].astype("float32")
 
 
-def decode_batched(model, z, batch_size: int = 256, desc: str = "decode",
-                   progress: bool = True) -> dict:
-    """model.decode(z) with a progress bar (10,000 codes take a while)."""
-    return model.decode(np.asarray(z, dtype="float32"), batch_size=batch_size,
-                        progress=progress, desc=desc)
-
-
-def encode_batched(model, images, batch_size: int = 256, desc: str = "encode",
-                   progress: bool = True):
-    """model.encode(images) with a progress bar: (z_mean, z_log_var)."""
-    return model.encode(images, batch_size=batch_size, progress=progress, desc=desc)
-
-
-def prior_generate(model, n: int, seed: int | None = 0, batch_size: int = 256,
-                   progress: bool = True) -> dict:
-    """GEN: n samples decoded from z ~ N(0, I): dict of sigma, x1, x2, x_hat, z.
-
-    The same draw as `SplitVAE.generate(n, seed)` (numpy's default_rng(seed)),
-    decoded in chunks with a progress bar.
-    """
-    if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 0:
-        raise ValueError(f"n must be a non-negative integer, received {n!r}")
-    z = np.random.default_rng(seed).standard_normal(
-        (int(n), model.latent_dim)).astype("float32")
-    out = decode_batched(model, z, batch_size, desc="decode GEN", progress=progress)
-    out["z"] = z
-    return out
-
-
 def gmm_generate(model, images=None, n: int = 100, n_components: int | None = None,
                  seed: int | None = 0, gmm=None, batch_size: int = 256,
                  progress: bool = True) -> dict:
@@ -135,24 +106,11 @@ def gmm_generate(model, images=None, n: int = 100, n_components: int | None = No
     if gmm is None:
         if images is None:
             raise ValueError("gmm_generate needs images to fit the mixture on, or gmm=")
-        z_mean, _ = encode_batched(model, images, batch_size, progress=progress)
+        z_mean, _ = model.encode(images, batch_size=batch_size, progress=progress)
         k = n_components if n_components is not None else model.config.gmm_components
         gmm = fit_gmm(z_mean, k, seed=seed, progress=progress)
     z = sample_gmm(gmm, n, seed=seed)
-    out = decode_batched(model, z, batch_size, desc="decode GMM", progress=progress)
+    out = model.decode(z, batch_size=batch_size, progress=progress, desc="decode GMM")
     out["z"] = z
     out["gmm"] = gmm
     return out
-
-
-def mix_images(x1, x2) -> np.ndarray:
-    """The paper's "mix": x1 for the first half of the samples, x2 for the rest.
-
-    With an odd count the first floor(n/2) come from x1.
-    """
-    x1, x2 = np.asarray(x1), np.asarray(x2)
-    if x1.shape != x2.shape:
-        raise ValueError(f"x1 and x2 must have the same shape, received {x1.shape} "
-                         f"and {x2.shape}")
-    half = len(x1) // 2
-    return np.concatenate([x1[:half], x2[half:]])

@@ -1,16 +1,47 @@
-"""Shared test helpers: tiny configurations and data that train in seconds."""
+"""The shared test harness: tiny configurations and data, a small feature
+extractor, a command-line runner, and the round trips every model variant
+goes through (configuration <-> JSON, .keras save/load, a preset directory,
+one fit step). Fixtures wrapping them live in conftest.py."""
 
+import json
+import os
+import subprocess
+import sys
+
+import keras
 import numpy as np
+from keras import ops
 
-from split_vae import SplitVAEConfig
+from split_vae import SplitVAE, SplitVAEConfig
+from split_vae.metrics import FeatureExtractor
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# Flags of a `train` run that takes seconds: digits, 96 images, a narrow network.
+TINY_TRAIN_FLAGS = ["--preset", "digits", "--limit", "96", "--batch-size", "32",
+                    "--samples", "4", "--set", "base_dim=8", "--set", "emb_dim=16",
+                    "--set", "latent_dim=4"]
 
 
+# ---------------------------------------------------------------------------
+# Configurations, models, data
+# ---------------------------------------------------------------------------
 def tiny_config(**changes) -> SplitVAEConfig:
+    """16x16x1, two scales, 4 latents: builds and trains in seconds."""
     base = dict(image_shape=(16, 16, 1), latent_dim=4, base_dim=8, emb_dim=16,
                 num_scale=2, bn_momentum=0.9, batch_size=32, epochs=2,
                 learning_rate=1e-3, beta=1.0, gmm_components=2)
     base.update(changes)
     return SplitVAEConfig(**base)
+
+
+def tiny_model(config=None, seed=0, compile=True, **changes) -> SplitVAE:
+    """A SplitVAE of tiny_config(**changes) (or config), seeded, compiled."""
+    keras.utils.set_random_seed(seed)
+    model = SplitVAE(config if config is not None else tiny_config(**changes), seed=seed)
+    if compile:
+        model.compile()
+    return model
 
 
 def tiny_images(n=64, shape=(16, 16, 1), seed=0) -> np.ndarray:
@@ -24,3 +55,109 @@ def tiny_images(n=64, shape=(16, 16, 1), seed=0) -> np.ndarray:
     blob = np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * r ** 2))
     img = np.repeat(blob[..., None], c, axis=-1) * rng.uniform(0.5, 1.0, size=(n, 1, 1, c))
     return img.astype("float32")
+
+
+def perturbed_weights(model, seed=0, gamma=0.0123) -> SplitVAE:
+    """Give every weight (BatchNorm statistics too) a random value, so that a
+    loader that reads the wrong variable, or none, shows."""
+    rng = np.random.default_rng(seed)
+    for var in model.weights:
+        value = rng.normal(0, 0.2, var.shape).astype("float32")
+        if "variance" in var.path:
+            value = np.abs(value) + 0.5
+        var.assign(value)
+    model.gamma.assign(gamma)
+    return model
+
+
+def small_extractor(seed=0, side=8, channels=3, features=6, name="small") -> FeatureExtractor:
+    """A random conv net mapping side x side x channels images to `features` numbers."""
+    keras.utils.set_random_seed(seed)
+    net = keras.Sequential([keras.Input((side, side, channels)),
+                            keras.layers.Conv2D(features, 3, activation="tanh"),
+                            keras.layers.GlobalAveragePooling2D()], name=name)
+    return FeatureExtractor(net, name=name)
+
+
+# ---------------------------------------------------------------------------
+# The command line
+# ---------------------------------------------------------------------------
+def run_python(argv, env=None, check=False, timeout=900) -> subprocess.CompletedProcess:
+    """`python ARGV` in a fresh process from the repository root, quiet TensorFlow.
+
+    env adds to (or, with None values, removes from) this process's
+    environment (e.g. KERAS_BACKEND); check=True raises with the end of both
+    streams on a non-zero exit.
+    """
+    full = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=ROOT)
+    for key, value in (env or {}).items():
+        if value is None:
+            full.pop(key, None)
+        else:
+            full[key] = value
+    proc = subprocess.run([sys.executable, *map(str, argv)], cwd=ROOT, env=full,
+                          capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"exit {proc.returncode}\n{proc.stdout[-3000:]}\n"
+                             f"{proc.stderr[-3000:]}")
+    return proc
+
+
+def run_cli(*args, env=None, check=False, timeout=900) -> subprocess.CompletedProcess:
+    """`python -m split_vae ARGS` in a fresh process (see run_python)."""
+    return run_python(["-m", "split_vae", *args], env=env, check=check, timeout=timeout)
+
+
+# ---------------------------------------------------------------------------
+# Round trips
+# ---------------------------------------------------------------------------
+def model_outputs(model, n=4, seed=5) -> dict:
+    """Everything a model computes, deterministically, as numpy arrays: the
+    call on images, z_mean, z_log_var, the decoded parts, gamma."""
+    x = tiny_images(n, model.image_shape, seed=seed)
+    z_mean, z_log_var = model.encode(x)
+    out = {"call": ops.convert_to_numpy(model(x)), "z_mean": z_mean,
+           "z_log_var": z_log_var, "gamma": np.float32(model.gamma.numpy())}
+    out.update({f"decode_{k}": v for k, v in model.decode(z_mean).items()})
+    return out
+
+
+def assert_same_outputs(a, b, atol=0.0):
+    """Two models compute the same (to atol; 0 means bit for bit)."""
+    oa, ob = model_outputs(a), model_outputs(b)
+    assert sorted(oa) == sorted(ob)
+    for key in oa:
+        np.testing.assert_allclose(oa[key], ob[key], rtol=0, atol=atol, err_msg=key)
+
+
+def assert_config_round_trip(config: SplitVAEConfig):
+    """to_dict, to_json and the model's get_config all give the config back."""
+    assert SplitVAEConfig.from_dict(config.to_dict()) == config
+    assert SplitVAEConfig.from_dict(json.loads(config.to_json())) == config
+    model = SplitVAE(config)
+    clone = SplitVAE.from_config(model.get_config())
+    assert clone.config == config
+    assert clone.count_params() == model.count_params()
+
+
+def fit_one_step(model, images) -> float:
+    """One optimizer step on one batch of images; returns its loss and checks
+    that it is finite and that the step changed the trainable weights."""
+    before = [ops.convert_to_numpy(w).copy() for w in model.trainable_weights]
+    history = model.fit(images, epochs=1, batch_size=len(images), verbose=0)
+    loss = history.history["loss"][-1]
+    assert np.isfinite(loss), loss
+    after = [ops.convert_to_numpy(w) for w in model.trainable_weights]
+    assert any(not np.array_equal(a, b) for a, b in zip(before, after)), \
+        "a fit step changed no weight"
+    return float(loss)
+
+
+def assert_keras_round_trip(model, path) -> SplitVAE:
+    """model.save(path) then load_model: same config, same outputs bit for bit."""
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert isinstance(loaded, SplitVAE)
+    assert loaded.config == model.config
+    assert_same_outputs(loaded, model)
+    return loaded

@@ -1,10 +1,11 @@
 """The authors' network rebuilt with Keras 2 (tf-keras), to write legacy checkpoints.
 
-Test helper, not part of the package. It recreates the layout of the original
-Keras 2 code (asperti/Split-VAE, split_vae.py) as DESIGN.md describes it: the
-same layers created in the same order, inside the same `name_scope`s, and a
-training model `[x, gamma] -> x_hat` whose `save_weights("f.hdf5")` writes the
-legacy HDF5 format that `split_vae.load_legacy_h5` reads. No layer is named:
+Test helper, not part of the package. It recreates the layout of the authors'
+Keras 2 code (github.com/asperti/Split-VAE, split_vae.py; the architecture of the
+paper's Section III-A): the same layers created in the same order, inside the
+same `name_scope`s, and a training model `[x, gamma] -> x_hat` whose
+`save_weights("f.hdf5")` writes the legacy HDF5 format that
+`SplitVAE.from_legacy_h5` reads. No layer is named:
 Keras 2 numbers them per type in creation order (conv2d, conv2d_1, ...), as in
 the published files.
 """

@@ -3,16 +3,11 @@
 import csv
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TINY = ["--preset", "digits", "--limit", "96", "--batch-size", "32", "--samples", "4",
-        "--set", "base_dim=8", "--set", "emb_dim=16", "--set", "latent_dim=4"]
-
+from helpers import TINY_TRAIN_FLAGS as TINY, run_cli, run_python
 
 # TensorFlow's C++ start-up lines that no command may show.
 NOISE = ("oneDNN custom operations", "Could not find cuda drivers", "failed call to cuInit",
@@ -25,12 +20,7 @@ def cli(*args, check=True):
     TF_CPP_MIN_LOG_LEVEL is removed from its environment: keeping TensorFlow
     quiet is the command line's job, and every run checks it did.
     """
-    env = dict(os.environ, PYTHONPATH=ROOT)
-    env.pop("TF_CPP_MIN_LOG_LEVEL", None)
-    proc = subprocess.run([sys.executable, "-m", "split_vae", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=600)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+    proc = run_cli(*args, env={"TF_CPP_MIN_LOG_LEVEL": None}, check=check, timeout=600)
     noise = [line for line in proc.stderr.splitlines() if any(n in line for n in NOISE)]
     assert not noise, noise
     return proc
@@ -241,10 +231,7 @@ def test_parsing_and_help_import_no_framework():
             "p.parse_args(['train', '--epochs', '3'])\n"
             "heavy = ('keras', 'tensorflow', 'jax', 'torch', 'matplotlib')\n"
             "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))\n")
-    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
-                          text=True, timeout=60, env=dict(os.environ, PYTHONPATH=ROOT))
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == "[]"
+    assert run_python(["-c", code], check=True, timeout=60).stdout.strip() == "[]"
 
 
 @pytest.mark.parametrize("line, level, hidden", [

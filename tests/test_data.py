@@ -11,6 +11,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from split_vae import data
+from split_vae.data import cache as image_cache
 
 
 # ---------------------------------------------------------------------------
@@ -290,7 +291,7 @@ def test_cifar10_truncated_bin_and_hostile_pickle(tmp_path):
 
 def test_tfds_data_dir_is_recognised(tmp_path, monkeypatch):
     calls = []
-    monkeypatch.setattr(data, "_from_tfds", lambda *args: calls.append(args) or
+    monkeypatch.setattr(data, "from_tfds", lambda *args: calls.append(args) or
                         np.zeros((2, 32, 32, 1), np.uint8))
     # A folder named like the dataset but holding IDX files is not a tfds directory.
     (tmp_path / "mnist").mkdir()
@@ -354,6 +355,14 @@ def test_truncated_npy(tmp_path):
         data.load("array", "train", data_dir=tmp_path / "x.npy")
 
 
+def test_four_channel_array_is_refused_naming_the_channels(tmp_path):
+    # RGBA (or any 4-channel) arrays are refused, not silently cut to RGB.
+    np.save(tmp_path / "rgba.npy", np.zeros((3, 8, 8, 4), np.uint8))
+    with pytest.raises(ValueError,
+                       match=r"rgba\.npy have 4 channels.*1 \(grayscale\) or 3 \(RGB\)"):
+        data.load("array", data_dir=tmp_path / "rgba.npy")
+
+
 def test_array_out_of_range_and_wrong_keys(tmp_path):
     np.save(tmp_path / "x.npy", np.full((2, 8, 8), 3.0, np.float32))
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
@@ -384,7 +393,7 @@ def test_folder_lossless_values_and_cache(image_folder, tmp_path, monkeypatch):
     cached = list((tmp_path / "cache" / "images").glob("*.npy"))
     assert len(cached) == 1
     # Second load: from the cache, nothing decoded.
-    monkeypatch.setattr(data, "_decode_into", lambda *a: pytest.fail("decoded again"))
+    monkeypatch.setattr(image_cache, "_decode_into", lambda *a: pytest.fail("decoded again"))
     again = data.load("folder", "train", data_dir=d, as_numpy=True, limit=4)
     np.testing.assert_array_equal(again, got[:4])
 

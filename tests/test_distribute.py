@@ -20,12 +20,11 @@ What remains is the order of floating-point sums: tolerances below.
 
 import json
 import os
-import subprocess
-import sys
 
+import numpy as np
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from helpers import TINY_TRAIN_FLAGS, run_cli, run_python
 
 STEP = r"""
 import json, os, sys
@@ -89,13 +88,9 @@ json.dump(out, open(sys.argv[1] + ".json", "w"))
 
 
 def run_step(backend, path):
-    env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=ROOT,
-               XLA_FLAGS="--xla_force_host_platform_device_count=2")
-    proc = subprocess.run([sys.executable, "-c", STEP, path], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    import numpy as np
-
+    run_python(["-c", STEP, path], check=True,
+               env={"KERAS_BACKEND": backend,
+                    "XLA_FLAGS": "--xla_force_host_platform_device_count=2"})
     with open(path + ".json") as f:
         return json.load(f), dict(np.load(path + ".npz"))
 
@@ -133,20 +128,12 @@ def test_two_devices_take_the_same_steps_as_one(tmp_path, backend, engine):
     print(f"{backend}: largest update difference / tolerance = {worst:.2e}")
 
 
-def cli(*args, env=None):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=ROOT, **(env or {}))
-    return subprocess.run([sys.executable, "-m", "split_vae", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=900)
-
-
-TINY = ["--preset", "digits", "--limit", "96", "--batch-size", "32", "--samples", "4",
-        "--set", "base_dim=8", "--set", "emb_dim=16", "--set", "latent_dim=4",
-        "--epochs", "1"]
+TINY = TINY_TRAIN_FLAGS + ["--epochs", "1"]
 
 
 def test_distribute_with_one_device_is_refused_before_training(tmp_path):
     out = tmp_path / "run"
-    proc = cli("train", *TINY, "--distribute", "--out", str(out),
+    proc = run_cli("train", *TINY, "--distribute", "--out", str(out),
                env={"KERAS_BACKEND": "tensorflow"})
     assert proc.returncode == 2, proc.stderr
     assert "--distribute needs at least 2 devices, found 1" in proc.stderr
@@ -157,7 +144,7 @@ def test_distribute_with_one_device_is_refused_before_training(tmp_path):
 @pytest.mark.slow
 def test_the_cli_trains_on_two_jax_devices(tmp_path):
     out = str(tmp_path / "run")
-    proc = cli("train", *TINY, "--distribute", "--out", out,
+    proc = run_cli("train", *TINY, "--distribute", "--out", out,
                env={"KERAS_BACKEND": "jax",
                     "XLA_FLAGS": "--xla_force_host_platform_device_count=2"})
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -166,14 +153,14 @@ def test_the_cli_trains_on_two_jax_devices(tmp_path):
 
 
 def test_distribute_under_torch_is_refused_with_the_backends_to_use(tmp_path):
-    proc = cli("train", *TINY, "--distribute", "--out", str(tmp_path / "t"),
+    proc = run_cli("train", *TINY, "--distribute", "--out", str(tmp_path / "t"),
                env={"KERAS_BACKEND": "torch"})
     assert proc.returncode == 2
     assert "supports the tensorflow and jax backends, not torch" in proc.stderr
 
 
 def test_a_batch_that_does_not_split_evenly_is_refused(tmp_path):
-    proc = cli("train", *TINY[:-2], "--batch-size", "33", "--epochs", "1", "--distribute",
+    proc = run_cli("train", *TINY[:-2], "--batch-size", "33", "--epochs", "1", "--distribute",
                "--out", str(tmp_path / "r"),
                env={"KERAS_BACKEND": "jax",
                     "XLA_FLAGS": "--xla_force_host_platform_device_count=2"})

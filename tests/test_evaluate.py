@@ -1,4 +1,5 @@
-"""Latent statistics, one evaluation of a model, the evaluate command, FIDHistory."""
+"""Latent statistics, "mix", one evaluation of a model, the evaluate command and the
+model resolver it uses, FIDHistory."""
 
 import json
 import os
@@ -9,10 +10,8 @@ import pytest
 
 from split_vae import SplitVAE, data
 from split_vae.cli import main
-from split_vae.evaluation import (FIDHistory, evaluate_model, latent_statistics,
-                                  load_any_model)
+from split_vae.evaluation import FIDHistory, evaluate_model, latent_statistics, mix_images
 from split_vae.metrics import FeatureExtractor, feature_statistics, frechet_distance
-from split_vae.sampling import mix_images
 
 
 def small_extractor(seed=0):
@@ -63,6 +62,19 @@ def test_latent_statistics_counts_and_variance_law():
         latent_statistics(z_mean, z_log_var[:, :3])
     with pytest.raises(ValueError, match="NaN"):
         latent_statistics(np.full((3, 2), np.nan), np.zeros((3, 2)))
+
+
+@pytest.mark.parametrize("n", [6, 7])
+def test_mix_takes_x1_first_half_x2_second(n):
+    x1 = np.arange(n, dtype="float32")[:, None, None, None] + np.zeros((1, 2, 2, 1), "float32")
+    x2 = -x1 - 100
+    m = mix_images(x1, x2)
+    half = n // 2
+    assert m.shape == x1.shape
+    np.testing.assert_array_equal(m[:half], x1[:half])
+    np.testing.assert_array_equal(m[half:], x2[half:])
+    with pytest.raises(ValueError, match="same shape"):
+        mix_images(x1, x2[:-1])
 
 
 # ---------------------------------------------------------------------------
@@ -233,17 +245,24 @@ def test_evaluate_command_bad_arguments(tmp_path, capsys, args, message):
     assert message in capsys.readouterr().err
 
 
+def resolve(spec):
+    """What `evaluate --model spec` reads."""
+    return SplitVAE.resolve(spec, builtin="warn")
+
+
 def test_model_resolver_errors(tmp_path):
     with pytest.raises(ValueError, match="cannot read a model"):
-        load_any_model("no_such_preset")
+        resolve("no_such_preset")
     with pytest.raises(FileNotFoundError):
-        load_any_model(str(tmp_path / "missing.keras"))
+        resolve(str(tmp_path / "missing.keras"))
     with pytest.raises(FileNotFoundError):
-        load_any_model(str(tmp_path / "missing.hdf5"))
+        resolve(str(tmp_path / "missing.hdf5"))
     not_a_vae = str(tmp_path / "ext.keras")
     small_extractor().model.save(not_a_vae)
     with pytest.raises(ValueError, match="not a SplitVAE"):
-        load_any_model(not_a_vae)
+        resolve(not_a_vae)
+    with pytest.raises(ValueError, match="builtin must be"):
+        SplitVAE.resolve("digits", builtin="yes")
 
 
 @pytest.mark.slow
@@ -267,16 +286,21 @@ def test_evaluate_command_with_untrained_inception(tmp_path):
 # ---------------------------------------------------------------------------
 # FIDHistory
 # ---------------------------------------------------------------------------
-def test_fid_history_callback(tmp_path, digits):
+def test_fid_history_callback(tmp_path, digits, caplog, capsys):
     test, train = digits
     model = SplitVAE.from_preset("digits", seed=0)
     model.compile()
     ext = small_extractor()
     plot = str(tmp_path / "fid.png")
     cb = FIDHistory(test, every=2, extractor=ext, n_samples=16, plot_path=plot,
-                    use_cache=False, verbose=0)
-    model.fit(train, epochs=4, batch_size=12, callbacks=[cb], verbose=0)
+                    use_cache=False, verbose=1)
+    with caplog.at_level("INFO", logger="split_vae.evaluation"):
+        model.fit(train, epochs=4, batch_size=12, callbacks=[cb], verbose=0)
     assert cb.history["epoch"] == [2, 4]
+    # verbose logs each measurement (the library prints nothing itself)
+    logged = [r.getMessage() for r in caplog.records if r.name == "split_vae.evaluation"]
+    assert sum("Fréchet distance (small)" in m for m in logged) == 2, logged
+    assert "Fréchet" not in capsys.readouterr().out
     for k in ("x_hat", "x1", "x2"):
         assert len(cb.history[k]) == 2
     # the last value is the distance of the final model's fixed-seed samples
@@ -295,12 +319,15 @@ def test_model_resolver_reads_every_saved_form(tmp_path, monkeypatch, model):
     # A preset directory, even one named like a built-in preset.
     monkeypatch.chdir(tmp_path)
     model.save_to_preset("digits")
-    loaded, desc = load_any_model("digits")
+    loaded, desc = resolve("digits")
     assert "preset directory" in desc
     np.testing.assert_allclose(loaded.reconstruct(x)["x_hat"], expected, atol=1e-6)
+    # from_pretrained, which refuses the untrained built-in, reads it too.
+    np.testing.assert_allclose(SplitVAE.from_pretrained("digits").reconstruct(x)["x_hat"],
+                               expected, atol=1e-6)
     # A .keras file.
     model.save("m.keras")
-    loaded, _ = load_any_model("m.keras")
+    loaded, _ = resolve("m.keras")
     np.testing.assert_allclose(loaded.reconstruct(x)["x_hat"], expected, atol=1e-6)
     # The authors' Keras 2 format.
     c = model.config
@@ -309,5 +336,5 @@ def test_model_resolver_reads_every_saved_form(tmp_path, monkeypatch, model):
                      kernel_size=c.kernel_size, num_scale=c.num_scale,
                      block_per_scale=c.block_per_scale,
                      depth_per_block=c.depth_per_block)
-    loaded, desc = load_any_model("orig.hdf5")
+    loaded, desc = resolve("orig.hdf5")
     assert "legacy" in desc and loaded.config.latent_dim == c.latent_dim

@@ -8,7 +8,8 @@ import keras
 import numpy as np
 import pytest
 
-from split_vae import SplitVAE, data, fd_fmnist, metrics
+from split_vae import SplitVAE, data, metrics
+from split_vae.metrics import fd_fmnist
 from split_vae.cli import main
 
 pytestmark = pytest.mark.skipif(

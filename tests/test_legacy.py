@@ -1,4 +1,4 @@
-"""load_legacy_h5 against the original network run by Keras 2 (tf-keras).
+"""SplitVAE.from_legacy_h5 against the original network run by Keras 2 (tf-keras).
 
 Each checkpoint is written by a Keras 2 rebuild of the authors' code
 (tests/keras2_original.py) with every weight random, BatchNorm moving
@@ -13,9 +13,11 @@ import numpy as np
 import pytest
 
 import keras2_original as k2o
-from split_vae import SplitVAE, SplitVAEConfig, load_legacy_h5
-from split_vae.legacy import (ARCHITECTURE_FIELDS, creation_order, identify_submodels,
-                              infer_legacy_config, read_legacy_h5)
+import split_vae
+from split_vae import SplitVAE, SplitVAEConfig
+from split_vae.config import ARCHITECTURE_FIELDS
+from split_vae.legacy import (LegacyCheckpoint, creation_order, identify_submodels,
+                              read_legacy_h5)
 
 TOL = 1e-5
 
@@ -84,7 +86,7 @@ def _max_diffs(model, parts, arch):
 def test_outputs_match_keras2(checkpoint, with_config):
     name, path, parts, arch = checkpoint
     config = _arch_config(arch) if with_config else None
-    model = load_legacy_h5(path, config=config)
+    model = SplitVAE.from_legacy_h5(path, config=config)
     diffs, _ = _max_diffs(model, parts, arch)
     print(f"\n{name} ({'given' if with_config else 'inferred'} config) max |ours - Keras 2|: "
           + ", ".join(f"{k} {v:.2e}" for k, v in diffs.items()))
@@ -94,17 +96,37 @@ def test_outputs_match_keras2(checkpoint, with_config):
 
 def test_inferred_config_is_the_architecture(checkpoint):
     name, path, parts, arch = checkpoint
-    inferred = infer_legacy_config(path)
+    inferred = LegacyCheckpoint.read(path).infer_config()
     expected = _arch_config(arch)
     for field in ARCHITECTURE_FIELDS:
         assert getattr(inferred, field) == getattr(expected, field), field
-    assert load_legacy_h5(path).count_params() == parts[0].count_params()
+    assert SplitVAE.from_legacy_h5(path).count_params() == parts[0].count_params()
+
+
+def test_given_fields_are_kept_and_the_rest_inferred(gray):
+    # A dict names some fields (from_pretrained passes a preset's training
+    # fields); the architecture it leaves out comes from the file.
+    path, parts, arch = gray
+    model = SplitVAE.from_legacy_h5(path, config={"beta": 5.0, "epochs": 7})
+    assert model.config.beta == 5.0 and model.config.epochs == 7
+    assert model.config == _arch_config(arch).replace(beta=5.0, epochs=7)
+    diffs, _ = _max_diffs(model, parts, arch)
+    assert max(diffs.values()) <= TOL, diffs
+    # A given architecture field is checked against the file.
+    with pytest.raises(ValueError, match="does not match the configuration"):
+        SplitVAE.from_legacy_h5(path, config={"latent_dim": arch["latent_dim"] + 1})
+
+
+def test_the_public_name_is_the_classmethod(gray):
+    path, parts, arch = gray
+    assert split_vae.load_legacy_h5.__func__ is SplitVAE.from_legacy_h5.__func__
+    assert split_vae.load_legacy_h5(path).config == _arch_config(arch)
 
 
 def test_comparison_is_sensitive(gray):
     """The checks above can fail: outputs vary, and a wrong weight shows."""
     path, parts, arch = gray
-    model = load_legacy_h5(path)
+    model = SplitVAE.from_legacy_h5(path)
     diffs, (ref_mean, _, ref_dec) = _max_diffs(model, parts, arch)
     assert ref_mean.std() > 0.1 and ref_dec["x_hat"].std() > 0.01
     assert 0.05 < ref_dec["sigma"].mean() < 0.95
@@ -180,7 +202,7 @@ def test_weight_listing_order_and_name_scopes_do_not_matter(gray, tmp_path):
     _rewrite(path, moved, rename=lambda g, n: f"{sorted(scopes)[len(g) % 3]}{n}", reverse=True)
     names = _all_weight_names(moved)
     assert all(n.startswith(("Decoder/", "Latent/", "Encoder/")) for n in names)
-    diffs, _ = _max_diffs(load_legacy_h5(moved), parts, arch)
+    diffs, _ = _max_diffs(SplitVAE.from_legacy_h5(moved), parts, arch)
     assert max(diffs.values()) <= TOL
 
 
@@ -197,7 +219,7 @@ def test_layer_numbers_offset_by_an_earlier_model(tmp_path):
     parts[0].save_weights(str(path))
     stems = {n.split("/")[0] for n in _all_weight_names(path)}
     assert "conv2d" not in stems and "conv2d_1" in stems
-    diffs, _ = _max_diffs(load_legacy_h5(path), parts, arch)
+    diffs, _ = _max_diffs(SplitVAE.from_legacy_h5(path), parts, arch)
     assert max(diffs.values()) <= TOL
 
 
@@ -212,7 +234,7 @@ def test_keras2_full_model_h5(tmp_path):
     parts[0].save(str(path), save_format="h5")
     with h5py.File(path) as f:
         assert "model_weights" in f
-    diffs, _ = _max_diffs(load_legacy_h5(path), parts, arch)
+    diffs, _ = _max_diffs(SplitVAE.from_legacy_h5(path), parts, arch)
     assert max(diffs.values()) <= TOL
 
 
@@ -231,7 +253,7 @@ def test_config_mismatch_names_the_first_differing_weight(gray, change, weight,
     path, _, arch = gray
     config = _arch_config(arch).replace(**change)
     with pytest.raises(ValueError) as info:
-        load_legacy_h5(path, config=config)
+        SplitVAE.from_legacy_h5(path, config=config)
     msg = str(info.value)
     assert "does not match the configuration" in msg
     assert weight in msg and str(file_shape) in msg and str(model_shape) in msg, msg
@@ -249,7 +271,7 @@ def test_file_with_an_extra_layer_names_it(gray, tmp_path):
     bad = tmp_path / "extra.hdf5"
     _rewrite(path, bad, add={decoder.name: extra})
     with pytest.raises(ValueError) as info:
-        load_legacy_h5(bad, config=_arch_config(arch))
+        SplitVAE.from_legacy_h5(bad, config=_arch_config(arch))
     msg = str(info.value)
     assert "batch_normalization_99/" in msg and "(8,)" in msg
     assert "has no counterpart in the model" in msg and "shape in the model: none" in msg
@@ -261,7 +283,7 @@ def test_file_missing_a_layer_names_the_model_weight(gray, tmp_path):
     bad = tmp_path / "missing.hdf5"
     _rewrite(path, bad, drop=lambda n: n.startswith(last + "/"))
     with pytest.raises(ValueError) as info:
-        load_legacy_h5(bad, config=_arch_config(arch))
+        SplitVAE.from_legacy_h5(bad, config=_arch_config(arch))
     msg = str(info.value)
     assert "'dec_out'" in msg and "(3, 3, 8, 3)" in msg and "no counterpart in the file" in msg
 
@@ -269,25 +291,25 @@ def test_file_missing_a_layer_names_the_model_weight(gray, tmp_path):
 def test_preset_name_as_config_is_checked(gray):
     path, _, _ = gray
     with pytest.raises(ValueError, match=r"conv2d/kernel:0.*\(3, 3, 1, 8\).*\(3, 3, 1, 64\)"):
-        load_legacy_h5(path, config="mnist")
+        SplitVAE.from_legacy_h5(path, config="mnist")
 
 
 def test_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="no such checkpoint"):
-        load_legacy_h5(tmp_path / "absent.hdf5")
+        SplitVAE.from_legacy_h5(tmp_path / "absent.hdf5")
 
 
 def test_tensorflow_format_checkpoint_is_explained(tmp_path):
     (tmp_path / "my_weights.index").write_bytes(b"\0")
     with pytest.raises(ValueError, match="TensorFlow-format checkpoint"):
-        load_legacy_h5(tmp_path / "my_weights")
+        SplitVAE.from_legacy_h5(tmp_path / "my_weights")
 
 
 def test_not_hdf5(tmp_path):
     path = tmp_path / "weights.hdf5"
     path.write_text("not weights")
     with pytest.raises(ValueError, match="not an HDF5 file"):
-        load_legacy_h5(path)
+        SplitVAE.from_legacy_h5(path)
 
 
 def test_hdf5_without_keras_layout(tmp_path):
@@ -295,7 +317,7 @@ def test_hdf5_without_keras_layout(tmp_path):
     with h5py.File(path, "w") as f:
         f["x"] = np.zeros(3)
     with pytest.raises(ValueError, match="not a Keras 2 save_weights checkpoint"):
-        load_legacy_h5(path)
+        SplitVAE.from_legacy_h5(path)
 
 
 def test_damaged_file_is_named(gray, tmp_path):
@@ -305,14 +327,14 @@ def test_damaged_file_is_named(gray, tmp_path):
     with h5py.File(bad, "a") as f:
         f.attrs["layer_names"] = np.array(_strs(f.attrs["layer_names"]) + ["ghost"], dtype="S")
     with pytest.raises(ValueError, match="lists layer 'ghost' but holds no group"):
-        load_legacy_h5(bad)
+        SplitVAE.from_legacy_h5(bad)
 
 
 def test_keras3_weights_file_is_recognised(tmp_path):
     path = tmp_path / "model.weights.h5"
     SplitVAE(_arch_config(ARCHS["vanilla"])).save_weights(str(path))
     with pytest.raises(ValueError, match="Keras 3 weights file"):
-        load_legacy_h5(path)
+        SplitVAE.from_legacy_h5(path)
 
 
 def test_other_keras2_model_is_not_a_split_vae(tmp_path):
@@ -321,7 +343,7 @@ def test_other_keras2_model_is_not_a_split_vae(tmp_path):
     path = tmp_path / "other.hdf5"
     other.save_weights(str(path))
     with pytest.raises(ValueError, match="not one of the original Split VAE"):
-        load_legacy_h5(path)
+        SplitVAE.from_legacy_h5(path)
 
 
 def test_output_channels_neither_split_nor_vanilla(gray, tmp_path):
@@ -331,14 +353,14 @@ def test_output_channels_neither_split_nor_vanilla(gray, tmp_path):
     widen = lambda n, a: np.concatenate([a, a[..., :2]], axis=-1) if n.startswith(last + "/") else a
     _rewrite(path, bad, transform=widen)
     with pytest.raises(ValueError, match=r"ends in 5 channels.*neither 2C\+1 = 3"):
-        load_legacy_h5(bad)
+        SplitVAE.from_legacy_h5(bad)
 
 
 # ---------------------------------------------------------------------------
 # Full size: the paper's networks
 # ---------------------------------------------------------------------------
 PAPER = {
-    # preset -> parameter count of the original (DESIGN.md)
+    # preset -> parameter count of the authors' code (README, "Presets")
     "mnist": 12_799_299,
     "cifar10": 13_061_143,
     "celeba": 28_989_363,
@@ -362,7 +384,7 @@ def test_paper_sized_networks(name, tmp_path):
     parts = k2o.write_checkpoint(path, seed=2, **arch)
     if PAPER[name] is not None:
         assert parts[0].count_params() == PAPER[name]
-    model = load_legacy_h5(path)
+    model = SplitVAE.from_legacy_h5(path)
     for field in ARCHITECTURE_FIELDS:
         assert getattr(model.config, field) == getattr(config, field), field
     assert model.count_params() == parts[0].count_params()

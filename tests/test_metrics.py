@@ -1,6 +1,8 @@
 """The Fréchet distance, the feature extractor wrapper and the statistics cache."""
 
 import os
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -184,6 +186,34 @@ def test_zero_covariance():
     s = np.diag([1.0, 4.0])
     assert frechet_distance(np.zeros(2), np.zeros((2, 2)), np.zeros(2), s) == \
         pytest.approx(5.0, rel=1e-12)
+
+
+def test_the_distance_needs_no_keras():
+    # The Fréchet math is numpy and scipy only, and the package's face imports
+    # lazily: measuring a distance between saved statistics loads no Keras.
+    code = ("import sys, numpy as np\n"
+            "from split_vae.metrics import frechet_distance, feature_statistics\n"
+            "f = np.random.default_rng(0).random((50, 3))\n"
+            "d = frechet_distance(*feature_statistics(f), *feature_statistics(f + 1.0))\n"
+            "assert abs(d - 3.0) < 1e-9, d\n"
+            "print(sorted(m for m in ('keras', 'tensorflow') if m in sys.modules))\n")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    proc = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
+
+
+def test_the_face_exports_every_public_name():
+    for name in metrics.__all__:
+        assert getattr(metrics, name) is not None, name
+    from split_vae.metrics import extractors, fd_fmnist, stats_cache
+
+    assert metrics.get_extractor is extractors.get_extractor
+    assert metrics.FDFMNISTExtractor is fd_fmnist.FDFMNISTExtractor
+    assert metrics.reference_statistics is stats_cache.reference_statistics
+    with pytest.raises(AttributeError, match="no attribute 'fid'"):
+        metrics.fid
 
 
 # ---------------------------------------------------------------------------

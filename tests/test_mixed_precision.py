@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from keras import ops
 
-from helpers import tiny_config, tiny_images
+from helpers import assert_keras_round_trip, run_cli, tiny_config, tiny_images, tiny_model
 from split_vae import GammaBalance, SplitVAE, SplitVAEConfig, precision
 
 MIXED = ("mixed_bfloat16", "mixed_float16")
@@ -25,10 +25,7 @@ def fp16_capable(monkeypatch):
 
 
 def model(prec, seed=0, **changes):
-    keras.utils.set_random_seed(seed)
-    m = SplitVAE(tiny_config(precision=prec, **changes), seed=seed)
-    m.compile()
-    return m
+    return tiny_model(seed=seed, precision=prec, **changes)
 
 
 @pytest.fixture(scope="module")
@@ -98,13 +95,9 @@ def test_building_a_mixed_model_leaves_the_global_policy_alone():
 def test_a_mixed_model_saves_and_loads_with_its_policy(tmp_path):
     m = model("mixed_bfloat16")
     m.fit(tiny_images(64), epochs=1, batch_size=32, verbose=0, callbacks=[GammaBalance()])
-    m.save(tmp_path / "m.keras")
-    loaded = keras.saving.load_model(tmp_path / "m.keras")
-    assert loaded.config.precision == "mixed_bfloat16"
+    loaded = assert_keras_round_trip(m, tmp_path / "m.keras")  # outputs bit for bit
     assert loaded.encoder.get_layer("enc_conv_in").compute_dtype == "bfloat16"
-    assert float(loaded.gamma.numpy()) == float(m.gamma.numpy())
     x = tiny_images(4, seed=5)
-    np.testing.assert_array_equal(ops.convert_to_numpy(loaded(x)), ops.convert_to_numpy(m(x)))
     # The weights are float32: a float32 model of the same config reads them.
     m.save_weights(tmp_path / "m.weights.h5")
     f32 = SplitVAE(m.config.replace(precision="float32"))
@@ -134,24 +127,13 @@ def test_mixed_float16_on_a_cpu_without_float16_is_refused_before_training(monke
     precision.check_device_supports("mixed_bfloat16")  # bfloat16 is not refused
 
 
-def _cli(*args):
-    import os
-    import subprocess
-    import sys
-
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=root)
-    return subprocess.run([sys.executable, "-m", "split_vae", "train", *args], cwd=root,
-                          env=env, capture_output=True, text=True, timeout=600)
-
-
 def test_the_cli_names_a_bad_precision_before_training(tmp_path):
-    proc = _cli("--precision", "float16", "--out", str(tmp_path / "a"))
+    proc = run_cli("train", "--precision", "float16", "--out", str(tmp_path / "a"))
     assert proc.returncode == 2
     assert "invalid choice: 'float16'" in proc.stderr and "mixed_bfloat16" in proc.stderr
     if precision.accelerators() or precision.cpu_flags() & precision.FP16_FLAGS:
         return  # this machine can run mixed_float16
-    proc = _cli("--precision", "mixed_float16", "--out", str(tmp_path / "b"))
+    proc = run_cli("train", "--precision", "mixed_float16", "--out", str(tmp_path / "b"))
     assert proc.returncode == 2
     assert "mixed_float16 needs a GPU" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "b").exists()

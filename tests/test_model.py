@@ -1,5 +1,8 @@
 """The network: shapes, channel layout, composition, loss, parameter counts."""
 
+import ast
+import os
+
 import keras
 import numpy as np
 import pytest
@@ -16,8 +19,9 @@ def model():
 
 
 def test_paper_parameter_counts_equal_the_originals():
-    # The originals' counts (DESIGN.md) include BatchNorm moving statistics;
-    # gamma, the running MSE and the sampling seed are state, not counted.
+    # The counts of the authors' code (asperti/Split-VAE; README, "Presets")
+    # include BatchNorm moving statistics; gamma, the running MSE and the
+    # sampling seed are state, not counted.
     expected = {"mnist": 12_799_299, "cifar10": 13_061_143, "celeba": 28_989_363,
                 "fashion_mnist": 12_799_299}
     for name, count in expected.items():
@@ -134,6 +138,11 @@ def test_generate_is_reproducible_under_a_seed(model):
     a, b, c = model.generate(3, seed=7), model.generate(3, seed=7), model.generate(3, seed=8)
     np.testing.assert_array_equal(a["x_hat"], b["x_hat"])
     assert not np.allclose(a["z"], c["z"])
+    # Batches and a progress bar change nothing of the draw or the images.
+    d = model.generate(3, seed=7, batch_size=2, progress=True)
+    np.testing.assert_array_equal(a["z"], d["z"])
+    for k in ("sigma", "x1", "x2", "x_hat"):
+        np.testing.assert_allclose(a[k], d[k], atol=1e-6)
     assert model.generate(0)["x_hat"].shape == (0, 16, 16, 1)
 
 
@@ -234,6 +243,55 @@ def test_generate_draws_the_documented_prior_sample(model):
     assert np.abs(z.mean(axis=0)).max() < 4 / np.sqrt(n)
     np.testing.assert_allclose(np.cov(z.T), np.eye(model.latent_dim), atol=0.08)
     assert stats.kstest(z.ravel(), "norm").pvalue > 1e-3
+    for j in range(model.latent_dim):   # every variable normal, not only the pool
+        assert stats.kstest(z[:, j], "norm").pvalue > 1e-4
     # the images are the decoding of that z
     np.testing.assert_allclose(model.decode(out["z"][:5])["x_hat"], out["x_hat"][:5],
                                atol=1e-6)
+
+
+# ---------------------------------------------------------------------------
+# The import graph
+# ---------------------------------------------------------------------------
+PACKAGE_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                           "split_vae")
+
+
+def _package_imports() -> dict:
+    """module -> the split_vae modules it imports anywhere (inside functions too)."""
+    modules = {f[:-3] for f in os.listdir(PACKAGE_DIR) if f.endswith(".py")}
+    graph = {}
+    for m in modules:
+        with open(os.path.join(PACKAGE_DIR, m + ".py"), encoding="utf8") as f:
+            tree = ast.parse(f.read())
+        deps = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                deps.update([node.module.split(".")[0]] if node.module
+                            else [a.name for a in node.names])
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
+                    "split_vae."):
+                deps.add(node.module.split(".")[1])
+        graph[m] = deps & modules - {m}
+    return graph
+
+
+@pytest.mark.parametrize("module", ["model", "presets", "legacy", "config", "precision",
+                                    "distribute", "blocks", "sampling", "evaluation"])
+def test_no_module_of_the_model_is_imported_back(module):
+    graph = _package_imports()
+    seen, stack = set(), list(graph[module])
+    while stack:
+        m = stack.pop()
+        assert m != module, f"{module} imports a module that imports it back"
+        if m not in seen:
+            seen.add(m)
+            stack.extend(graph[m])
+
+
+def test_the_readers_below_the_model_do_not_import_it():
+    # As keras-hub's converters: the preset and legacy readers fill a model
+    # they are given (or build the class passed in), never import model.py.
+    graph = _package_imports()
+    assert "model" not in graph["presets"] | graph["legacy"]
+    assert "precision" not in graph["config"]     # a config is checked without Keras

@@ -117,7 +117,8 @@ def test_dataset_and_source_recorded(tmp_path):
 def test_builtin_preset_names_keep_working():
     model = SplitVAE.from_preset("digits")
     assert model.config == get_preset("digits")
-    with pytest.raises(ValueError, match="unknown preset"):
+    with pytest.raises(ValueError, match=r"cannot read a model from 'no_such_preset'.*"
+                                         r"presets: \[.*'digits'"):
         SplitVAE.from_preset("no_such_preset")
 
 
@@ -171,7 +172,7 @@ def _edit_json(path, **changes):
 
 def test_missing_directory(tmp_path):
     with pytest.raises(FileNotFoundError, match="no such preset directory"):
-        presets.load_preset_dir(tmp_path / "absent")
+        presets.load_preset_dir(tmp_path / "absent", SplitVAE)
 
 
 def test_directory_without_config(tmp_path):
@@ -324,7 +325,7 @@ def test_from_pretrained_downloads_once(fake_entry, legacy_file):
     entry, served, cache = fake_entry
     _, parts = legacy_file
     model = SplitVAE.from_pretrained("tiny", cache_dir=cache)
-    cached = cache / "split_vae" / "tiny_split.hdf5"
+    cached = cache / "tiny_split.hdf5"    # cache_dir: the folder the file goes in
     assert cached.is_file() and sha256_file(cached) == sha256_file(served)
     _assert_matches_keras2(model, parts)
     # The preset's training fields, the file's architecture.
@@ -339,7 +340,7 @@ def test_from_pretrained_offline_fails_at_once(monkeypatch, tmp_path):
     entry = PretrainedWeights(name="remote", url="https://example.invalid/ckpt/remote.hdf5",
                               dataset="celeba", description="test")
     monkeypatch.setitem(REGISTRY, "remote", entry)
-    target = str(tmp_path / "split_vae" / "remote.hdf5")
+    target = str(tmp_path / "remote.hdf5")
     for offline in ("1", None):
         if offline:
             monkeypatch.setenv(presets.OFFLINE_ENV, offline)
@@ -351,6 +352,18 @@ def test_from_pretrained_offline_fails_at_once(monkeypatch, tmp_path):
         assert time.monotonic() - start < 15
         assert entry.url in str(info.value) and target in str(info.value)
     assert not os.path.exists(target)
+
+
+def test_from_pretrained_caches_under_the_split_vae_cache_root(fake_entry, legacy_file,
+                                                              monkeypatch):
+    # One cache root for everything split_vae keeps: $SPLIT_VAE_CACHE_DIR/weights.
+    _, served, cache = fake_entry
+    monkeypatch.setenv("SPLIT_VAE_CACHE_DIR", str(cache))
+    monkeypatch.setenv("KERAS_HOME", str(cache / "keras_home"))
+    _assert_matches_keras2(SplitVAE.from_pretrained("tiny"), legacy_file[1])
+    assert sha256_file(cache / "weights" / "tiny_split.hdf5") == sha256_file(served)
+    assert presets.cached_path("tiny") == str(cache / "weights" / "tiny_split.hdf5")
+    assert not os.path.exists(cache / "keras_home")
 
 
 def test_from_pretrained_checks_a_recorded_hash(fake_entry, monkeypatch):
@@ -373,6 +386,8 @@ def test_from_pretrained_paths(legacy_file, tmp_path):
         SplitVAE.from_pretrained(str(tmp_path / "dir" / WEIGHTS_FILE))
     with pytest.raises(FileNotFoundError, match="no such file"):
         SplitVAE.from_pretrained(str(tmp_path / "absent.hdf5"))
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        SplitVAE.from_pretrained(tmp_path / "absent")
 
 
 def test_from_pretrained_unknown_names():

@@ -1,11 +1,10 @@
-"""GMM resampling, prior sampling and the "mix" of x1 and x2."""
+"""GMM resampling (the prior's draw is SplitVAE.generate, tested in test_model.py)."""
 
 import numpy as np
 import pytest
 
 from split_vae import SplitVAE
-from split_vae.sampling import (fit_gmm, gmm_generate, mix_images, prior_generate,
-                                sample_gmm)
+from split_vae.sampling import fit_gmm, gmm_generate, sample_gmm
 
 
 @pytest.fixture(scope="module")
@@ -110,43 +109,3 @@ def test_gmm_generate_through_the_model(model):
     np.testing.assert_allclose(out["x_hat"], again["x_hat"], atol=1e-6)
     with pytest.raises(ValueError, match="images"):
         gmm_generate(model, None, n=2)
-
-
-def test_prior_generate(model):
-    a, b = prior_generate(model, 5, seed=1), prior_generate(model, 5, seed=1)
-    ref = model.generate(5, seed=1)  # the same draw as the model's own sampler
-    np.testing.assert_array_equal(a["z"], ref["z"])
-    for k in ("sigma", "x1", "x2", "x_hat"):
-        np.testing.assert_allclose(a[k], ref[k], atol=1e-6)
-    np.testing.assert_array_equal(a["z"], b["z"])
-    assert a["x_hat"].shape == (5,) + model.image_shape
-    assert not np.array_equal(a["z"], prior_generate(model, 5, seed=2)["z"])
-
-
-def test_prior_generate_draws_from_n_0_i(model):
-    # A statistic of the draw (and the documented generator), not a second
-    # call of the same code: mean 0, covariance I, normal marginals.
-    from scipy import stats
-
-    n = 4000
-    z = prior_generate(model, n, seed=3, progress=False)["z"]
-    np.testing.assert_array_equal(
-        z, np.random.default_rng(3).standard_normal((n, model.latent_dim)).astype("float32"))
-    z = z.astype("float64")
-    assert np.abs(z.mean(axis=0)).max() < 4 / np.sqrt(n)
-    np.testing.assert_allclose(np.cov(z.T), np.eye(model.latent_dim), atol=0.08)
-    for j in range(model.latent_dim):
-        assert stats.kstest(z[:, j], "norm").pvalue > 1e-4
-
-
-@pytest.mark.parametrize("n", [6, 7])
-def test_mix_takes_x1_first_half_x2_second(n):
-    x1 = np.arange(n, dtype="float32")[:, None, None, None] + np.zeros((1, 2, 2, 1), "float32")
-    x2 = -x1 - 100
-    m = mix_images(x1, x2)
-    half = n // 2
-    assert m.shape == x1.shape
-    np.testing.assert_array_equal(m[:half], x1[:half])
-    np.testing.assert_array_equal(m[half:], x2[half:])
-    with pytest.raises(ValueError, match="same shape"):
-        mix_images(x1, x2[:-1])

@@ -32,7 +32,7 @@ def run(args) -> int:
     # The library is imported here, not at the top: parsing and --help must not
     # wait seconds for Keras and TensorFlow.
     from ..fileio import sha256_file
-    from ..legacy import load_legacy_h5
+    from ..model import load_legacy_h5
     from ..presets import CONFIG_FILE
 
     if os.path.exists(os.path.join(args.output, CONFIG_FILE)) and not args.overwrite:

@@ -62,8 +62,9 @@ def run(args) -> int:
     import keras
 
     from .. import data
-    from ..evaluation import evaluate_model, format_report, load_any_model, write_report
+    from ..evaluation import evaluate_model, format_report, write_report
     from ..metrics import get_extractor
+    from ..model import SplitVAE
     from ..plotting import write_evaluation_figures
 
     if args.samples < 2:
@@ -77,7 +78,7 @@ def run(args) -> int:
     extractor = get_extractor(args.extractor, batch_size=args.batch_size)
     # Seeded before the model exists: an untrained preset is then reproducible.
     keras.utils.set_random_seed(args.seed)
-    model, source = load_any_model(args.model)
+    model, source = SplitVAE.resolve(args.model, builtin="warn")
     dataset = args.dataset or model.config.dataset
     if not dataset:
         raise ValueError("the model's config names no dataset: pass --dataset")

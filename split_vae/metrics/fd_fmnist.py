@@ -14,11 +14,14 @@ The classifier reads 32x32x1 images in [0, 1]: Fashion-MNIST zero-padded from
 28x28, as the paper pads (M)NIST for the Split VAE. Images of another size are
 refused, not resized: a resized image is not what the classifier learned.
 
-    from split_vae.fd_fmnist import fd_fmnist_extractor
+    from split_vae.metrics import fd_fmnist_extractor
     ext = fd_fmnist_extractor()                 # the shipped weights
     feats = ext.features(images)                # (N, 128)
 
 `python -m split_vae evaluate --extractor fd-fmnist` uses it.
+
+Imports keras, numpy, `split_vae.data` (the labelled splits),
+`split_vae.fileio` and `feature_extractor`.
 """
 
 from __future__ import annotations
@@ -32,9 +35,9 @@ import keras
 import numpy as np
 from keras import layers
 
-from . import data
-from .fileio import atomic_write, atomic_write_json, sha256_file
-from .metrics import FeatureExtractor
+from .. import data
+from ..fileio import atomic_write, atomic_write_json, sha256_file
+from .feature_extractor import FeatureExtractor
 
 NAME = "fd-fmnist"
 METRIC = "FD-FMNIST"
@@ -42,7 +45,7 @@ IMAGE_SHAPE = (32, 32, 1)
 NUM_CLASSES = 10
 FEATURE_LAYER = "features"
 # The shipped weights and their card (test accuracy, SHA-256, how trained).
-ASSETS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets")
+ASSETS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets")
 WEIGHTS_PATH = os.path.join(ASSETS, "fd_fmnist.weights.h5")
 
 

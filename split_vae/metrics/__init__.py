@@ -1,0 +1,40 @@
+"""Fréchet Inception Distance, as the Split VAE paper measures it, in three parts.
+
+Asperti, Bugo, Filippini, "Enhancing Variational Generation Through
+Self-Decomposition", IEEE Access 10, 2022 (https://arxiv.org/abs/2202.02738),
+after Heusel et al., NeurIPS 2017 (https://arxiv.org/abs/1706.08500):
+
+- `frechet`: the distance between Gaussians fitted to features (numpy and
+  scipy only);
+- `feature_extractor`, `extractors`, `fd_fmnist`: the networks that map
+  images to features (Keras InceptionV3, the paper's; any .keras model; our
+  Fashion-MNIST classifier);
+- `stats_cache`: the reference statistics of image sets, cached on disk.
+
+This module is the package's face: `from split_vae.metrics import
+frechet_distance, FeatureExtractor, reference_statistics, get_extractor`.
+Each name is imported from its module on first use (PEP 562), so the
+Fréchet distance can be used without importing Keras. The modules import in
+one direction: frechet <- feature_extractor <- fd_fmnist <- extractors, and
+frechet, feature_extractor <- stats_cache; none imports this face.
+"""
+
+from .. import lazy as _lazy
+
+# The public names, and the module each lives in.
+_EXPORTS = {
+    "feature_statistics": "frechet", "fid_from_features": "frechet",
+    "frechet_distance": "frechet", "frechet_distance_sqrtm": "frechet",
+    "trace_sqrt_product": "frechet",
+    "FID_NOTE": "feature_extractor", "STATS_FORMAT": "feature_extractor",
+    "FeatureExtractor": "feature_extractor",
+    "INCEPTION_WEIGHTS_FILE": "extractors", "get_extractor": "extractors",
+    "inception_extractor": "extractors",
+    "FDFMNISTExtractor": "fd_fmnist", "fd_fmnist_extractor": "fd_fmnist",
+    "images_digest": "stats_cache", "reference_statistics": "stats_cache",
+    "statistics_key": "stats_cache",
+}
+_SUBMODULES = ("extractors", "fd_fmnist", "feature_extractor", "frechet", "stats_cache")
+
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = _lazy.attach(__name__, _EXPORTS, _SUBMODULES)

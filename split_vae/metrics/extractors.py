@@ -1,0 +1,84 @@
+"""The extractors the command line and `evaluate_model` name: choosing one from a spec.
+
+"inception" is the paper's (Keras InceptionV3 with ImageNet weights; the
+Split VAE paper, Asperti, Bugo, Filippini, IEEE Access 2022,
+https://arxiv.org/abs/2202.02738), "inception-random" the same network
+untrained, "fd-fmnist" our Fashion-MNIST classifier (`fd_fmnist`), and any
+.keras model mapping images to vectors.
+
+Imports keras, `split_vae.paths`, `feature_extractor` and `fd_fmnist`.
+"""
+
+from __future__ import annotations
+
+import os
+
+import keras
+
+from ..paths import keras_models_dir
+from .fd_fmnist import fd_fmnist_extractor
+from .feature_extractor import FeatureExtractor
+
+INCEPTION_WEIGHTS_FILE = "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"
+
+
+def inception_extractor(weights: str | None = "imagenet", size: int = 299,
+                        batch_size: int = 50) -> FeatureExtractor:
+    """Keras InceptionV3, no top, average pooling: the paper's extractor.
+
+    weights="imagenet" downloads the weights once into ~/.keras/models/
+    (KERAS_HOME/models/); if that fails, ValueError says how to go on.
+    weights=None gives a randomly initialised network (name
+    "inception-random"): the same pipeline for tests or machines without the
+    weights, whose numbers are not FIDs.
+    """
+    try:
+        model = keras.applications.InceptionV3(
+            include_top=False, weights=weights, pooling="avg", input_shape=(size, size, 3))
+    except Exception as e:  # noqa: BLE001 - any download/IO failure
+        if weights is None:
+            raise
+        raise ValueError(
+            f"could not load InceptionV3's ImageNet weights ({type(e).__name__}: {e}). "
+            f"Put the file {INCEPTION_WEIGHTS_FILE} in {keras_models_dir()} "
+            "(where Keras caches it), or measure with --extractor inception-random "
+            "(random weights: not an FID) or --extractor PATH.keras (your own "
+            "model mapping images to vectors)") from e
+    name = "inception" if weights == "imagenet" else (
+        "inception-random" if weights is None else f"inception:{weights}")
+    if size != 299:
+        name += f"@{size}"
+    return FeatureExtractor(model, name=name, value_range=(-1.0, 1.0),
+                            batch_size=batch_size)
+
+
+def get_extractor(spec, batch_size: int = 50) -> FeatureExtractor:
+    """"inception", "inception-random", "fd-fmnist", a path to a .keras model or to
+    FD-FMNIST classifier weights (.weights.h5), or a model.
+
+    A .keras extractor gets images resized to its own input size and mapped
+    to [-1, 1], like InceptionV3.
+    """
+    if isinstance(spec, FeatureExtractor):
+        return spec
+    if isinstance(spec, keras.Model):
+        return FeatureExtractor(spec, name=spec.name, batch_size=batch_size)
+    if spec == "inception":
+        return inception_extractor("imagenet", batch_size=batch_size)
+    if spec == "inception-random":
+        return inception_extractor(None, batch_size=batch_size)
+    spec = os.fspath(spec)
+    if spec == "fd-fmnist" or spec.endswith(".weights.h5"):
+        # FD-FMNIST: our Fashion-MNIST classifier (shipped, or weights at a path).
+        return fd_fmnist_extractor(None if spec == "fd-fmnist" else spec,
+                                   batch_size=batch_size)
+    if spec.endswith(".keras"):
+        if not os.path.isfile(spec):
+            raise FileNotFoundError(f"extractor model {spec} does not exist")
+        model = keras.saving.load_model(spec, compile=False)
+        return FeatureExtractor(model, name=os.path.basename(spec), batch_size=batch_size)
+    raise ValueError(
+        f"unknown extractor {spec!r}: use 'inception' (ImageNet weights, the paper's "
+        "FID), 'inception-random' (untrained, for pipelines without the weights), "
+        "'fd-fmnist' (our Fashion-MNIST classifier: FD-FMNIST, not an FID), the path "
+        "of its .weights.h5, or the path of a .keras model mapping images to vectors")
