@@ -5,6 +5,7 @@ Self-Decomposition", IEEE Access 10, 2022 (https://arxiv.org/abs/2202.02738).
 """
 
 import os as _os
+import sys as _sys
 
 from . import lazy as _lazy
 
@@ -16,7 +17,7 @@ if _os.environ.get("KERAS_BACKEND", "tensorflow") not in BACKENDS:
         f"KERAS_BACKEND={_os.environ['KERAS_BACKEND']!r} is not a backend split_vae "
         f"trains on; set it to one of {', '.join(BACKENDS)} (or unset it for tensorflow)")
 
-__version__ = "0.1.0"
+from .version import __version__  # noqa: E402
 
 # The public names, and the module each lives in. They are imported on first
 # use (PEP 562), not here: `import split_vae` and `python -m split_vae --help`
@@ -34,3 +35,12 @@ _SUBMODULES = ("blocks", "checks", "cli", "config", "data", "distribute", "evalu
 
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = _lazy.attach(__name__, _EXPORTS, _SUBMODULES)
+
+# The command line (`python -m split_vae`, while Python locates the module it
+# sets sys.argv[0] to "-m"; the `split-vae` script) parses its arguments before
+# it needs Keras, so that --help answers at once. Any other import loads the
+# model now: that registers SplitVAE with Keras, so keras.saving.load_model
+# reads a .keras file after a plain `import split_vae`.
+if not (_sys.argv[:1] == ["-m"] or _os.path.basename(_sys.argv[0] if _sys.argv else "")
+        .startswith("split-vae")):
+    from . import model as _model  # noqa: E402,F401

@@ -29,7 +29,8 @@ import warnings
 
 import keras
 
-from . import __version__, paths
+from . import paths
+from .version import __version__
 from .config import ARCHITECTURE_FIELDS, PRESETS, SplitVAEConfig
 from .fileio import atomic_write, atomic_write_json, atomic_write_text, read_json, sha256_file
 
