@@ -24,6 +24,7 @@ import keras
 # TensorFlow and JAX are imported inside the functions that need them, only
 # under that backend: a user of one engine need not install the other.
 
+
 def replicas_in_sync() -> int:
     """Replicas of the current tf.distribute strategy (1 outside one / not TF)."""
     if keras.backend.backend() != "tensorflow":

@@ -8,19 +8,11 @@ import keras
 import numpy as np
 import pytest
 
+from helpers import small_extractor
 from split_vae import SplitVAE, data
 from split_vae.cli import main
 from split_vae.evaluation import FIDHistory, evaluate_model, latent_statistics, mix_images
 from split_vae.metrics import FeatureExtractor, feature_statistics, frechet_distance
-
-
-def small_extractor(seed=0):
-    """A random conv net mapping 8x8x3 images to 6 features."""
-    keras.utils.set_random_seed(seed)
-    net = keras.Sequential([keras.Input((8, 8, 3)),
-                            keras.layers.Conv2D(6, 3, activation="tanh"),
-                            keras.layers.GlobalAveragePooling2D()], name="small")
-    return FeatureExtractor(net, name="small")
 
 
 def fd(ext, a, b):

@@ -4,12 +4,11 @@
 import copy
 import json
 import os
-import subprocess
 import sys
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from helpers import ROOT, run_python
 SCRIPT = os.path.join(ROOT, "benchmarks", "fashion_mnist_study.py")
 sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 import fashion_mnist_study as study  # noqa: E402
@@ -87,9 +86,7 @@ def test_committed_tables_are_consistent():
 
 @pytest.mark.slow
 def test_evaluate_only_subset_matches_committed_numbers():
-    proc = subprocess.run([sys.executable, SCRIPT, "--evaluate-only", "--subset"],
-                          capture_output=True, text=True, cwd=ROOT, timeout=900,
-                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    proc = run_python([SCRIPT, "--evaluate-only", "--subset"])
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     lines = proc.stdout.strip().splitlines()
     assert lines[-2].startswith("every number matches weights/fashion_mnist/study_subset.json")

@@ -3,12 +3,11 @@
 import importlib.util
 import os
 import re
-import subprocess
 import sys
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from helpers import ROOT, run_python
 
 
 def load_tool():
@@ -54,9 +53,7 @@ def test_a_pattern_that_matches_nothing_or_twice_is_an_error():
 
 @pytest.mark.slow
 def test_quick_mutants_are_killed():
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    proc = subprocess.run([sys.executable, "tools/mutation_check.py", "--quick"], cwd=ROOT,
-                          env=env, capture_output=True, text=True, timeout=1800)
+    proc = run_python(["tools/mutation_check.py", "--quick"], timeout=1800)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     killed = re.search(r"mutants killed: (\d+)/(\d+)", proc.stdout)
     assert killed and killed[1] == killed[2] and int(killed[2]) >= 5, proc.stdout

@@ -5,8 +5,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
-import sys
 import time
 
 import keras
@@ -14,16 +12,15 @@ import numpy as np
 import pytest
 
 import keras2_original as k2o
+from helpers import ROOT, assert_same_outputs, perturbed_weights, run_cli, tiny_config
 from split_vae import SplitVAE, SplitVAEConfig, get_preset, load_legacy_h5
 from split_vae import cli, presets
 from split_vae.presets import (CONFIG_FILE, METADATA_FILE, REGISTRY, WEIGHTS_FILE,
                                PretrainedWeights, WeightsUnavailableError)
 from split_vae.fileio import sha256_file
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOL = 1e-5
-SMALL = SplitVAEConfig(image_shape=(16, 16, 1), latent_dim=8, base_dim=8, emb_dim=32,
-                       num_scale=2, dataset="digits")
+SMALL = tiny_config(latent_dim=8, emb_dim=32, dataset="digits")
 ARCH = dict(image_shape=(16, 16, 3), latent_dim=8, base_dim=8, emb_dim=32, kernel_size=3,
             num_scale=2, block_per_scale=1, depth_per_block=2)
 
@@ -34,26 +31,7 @@ def _images(shape, n=4, seed=0):
 
 def _trained_like(config=SMALL, seed=0):
     """A model whose weights are not the initial ones (BatchNorm statistics too)."""
-    model = SplitVAE(config)
-    rng = np.random.default_rng(seed)
-    for var in model.weights:
-        value = rng.normal(0, 0.2, var.shape).astype("float32")
-        if "variance" in var.path:
-            value = np.abs(value) + 0.5
-        var.assign(value)
-    model.gamma.assign(0.0123)
-    return model
-
-
-def _assert_same_outputs(a, b):
-    images = _images(a.image_shape)
-    for x, y in zip(a.encode(images), b.encode(images)):
-        np.testing.assert_allclose(x, y, atol=TOL, rtol=0)
-    z = np.random.default_rng(1).standard_normal((4, a.latent_dim)).astype("float32")
-    da, db = a.decode(z), b.decode(z)
-    assert sorted(da) == sorted(db)
-    for key in da:
-        np.testing.assert_allclose(da[key], db[key], atol=TOL, rtol=0)
+    return perturbed_weights(SplitVAE(config), seed=seed)
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +78,7 @@ def test_preset_directory_round_trip(tmp_path):
     assert float(loaded.gamma) == pytest.approx(0.0123)
     for a, b in zip(model.weights, loaded.weights):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
-    _assert_same_outputs(model, loaded)
+    assert_same_outputs(model, loaded, atol=TOL)
     # A fresh model of the same config differs: the weights were really loaded.
     fresh = SplitVAE(SMALL)
     assert not np.allclose(fresh.encode(_images(SMALL.image_shape))[0],
@@ -149,7 +127,7 @@ def test_interrupted_save_keeps_the_previous_preset(tmp_path, monkeypatch):
         second.save_to_preset(out)
     after = {name: (out / name).read_bytes() for name in os.listdir(out)}
     assert after == before            # no temporary file left, nothing replaced
-    _assert_same_outputs(first, SplitVAE.from_preset(str(out)))
+    assert_same_outputs(first, SplitVAE.from_preset(str(out)), atol=TOL)
 
 
 # ---------------------------------------------------------------------------
@@ -243,11 +221,7 @@ def test_preset_dir_must_be_a_directory(tmp_path):
 def test_convert_legacy_command(legacy_file, tmp_path):
     path, parts = legacy_file
     out = tmp_path / "converted"
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=ROOT)
-    proc = subprocess.run(
-        [sys.executable, "-m", "split_vae", "convert-legacy", str(path), str(out),
-         "--dataset", "cifar10"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
+    proc = run_cli("convert-legacy", path, out, "--dataset", "cifar10", timeout=240)
     assert proc.returncode == 0, proc.stderr
     assert "latent_dim=8" in proc.stdout and "split=True" in proc.stdout
     model = SplitVAE.from_preset(str(out))

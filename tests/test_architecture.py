@@ -1,0 +1,145 @@
+"""The README's architecture table is the code's: every module is listed, each
+imports only what its row allows, and no import cycle exists. Plus the two
+promises the structure makes to users: `import split_vae` registers the model
+with Keras, and the command line's --help loads no framework."""
+
+import ast
+import os
+import re
+
+from helpers import ROOT, run_python
+
+PACKAGE = os.path.join(ROOT, "split_vae")
+
+
+def package_modules() -> dict:
+    """Dotted name inside split_vae ('' for the package itself) -> file path."""
+    out = {}
+    for directory, dirs, files in os.walk(PACKAGE):
+        dirs[:] = [d for d in dirs if d != "__pycache__"]
+        for f in files:
+            if f.endswith(".py"):
+                rel = os.path.relpath(os.path.join(directory, f), PACKAGE)[:-3]
+                name = rel.replace(os.sep, ".")
+                if name == "__init__" or name.endswith(".__init__"):
+                    name = name[:-len("__init__")].rstrip(".")
+                out[name] = os.path.join(directory, f)
+    return out
+
+
+def _imported(name, path, node, modules) -> set:
+    """The split_vae modules one import statement (anywhere in a file) loads."""
+    if isinstance(node, ast.Import):
+        return {a.name[len("split_vae."):] for a in node.names
+                if a.name.startswith("split_vae.")}
+    if node.level == 0:
+        if not (node.module or "").startswith("split_vae"):
+            return set()
+        base = node.module.split(".")[1:]
+    else:
+        parts = name.split(".") if name else []
+        package = parts if path.endswith("__init__.py") else parts[:-1]
+        base = package[:len(package) - (node.level - 1)]
+        if node.module:
+            base = base + node.module.split(".")
+    found = set()
+    for alias in node.names:  # a submodule (`from . import x`), else a name of base
+        candidate = ".".join(base + [alias.name])
+        found.add(candidate if candidate in modules else ".".join(base))
+    return found
+
+
+def import_graph() -> dict:
+    modules = package_modules()
+    graph = {}
+    for name, path in modules.items():
+        with open(path, encoding="utf8") as f:
+            tree = ast.parse(f.read())
+        deps = set()
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                deps |= _imported(name, path, node, modules)
+        graph[name] = {d for d in deps if d in modules and d != name}
+    return graph
+
+
+def readme_table() -> dict:
+    """module -> the modules its row allows, from the README's architecture table."""
+    with open(os.path.join(ROOT, "README.md"), encoding="utf8") as f:
+        text = f.read()
+    section = text[text.index("## Architecture"):]
+    section = section[:section.index("\n## ", 1)] if "\n## " in section[1:] else section
+    rows = {}
+    for line in section.splitlines():
+        m = re.match(r"\| `([\w.]+)` \|.*\| ([^|]*)\|$", line)
+        if m:
+            name = "" if m[1] == "split_vae" else m[1]
+            assert name not in rows, f"{m[1]} is listed twice"
+            rows[name] = set(re.findall(r"`([\w.]+)`", m[2]))
+    return rows
+
+
+def test_the_readme_lists_every_module_and_no_other():
+    listed, actual = set(readme_table()), set(package_modules())
+    assert not actual - listed, f"modules missing from the README: {sorted(actual - listed)}"
+    assert not listed - actual, f"README rows of no module: {sorted(listed - actual)}"
+
+
+def test_each_module_imports_only_what_its_row_allows():
+    table = readme_table()
+    wrong = {m or "split_vae": sorted(deps - table[m]) for m, deps in import_graph().items()
+             if deps - table.get(m, set())}
+    assert not wrong, f"imports the README's table does not allow: {wrong}"
+
+
+def test_no_import_cycle():
+    graph = import_graph()
+    state = {}
+
+    def visit(node, trail):
+        state[node] = "open"
+        for dep in sorted(graph[node]):
+            if state.get(dep) == "open":
+                cycle = trail[trail.index(dep):] + [dep]
+                raise AssertionError("import cycle: " + " -> ".join(m or "split_vae"
+                                                                     for m in cycle))
+            if dep not in state:
+                visit(dep, trail + [dep])
+        state[node] = "done"
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [node])
+
+
+def test_the_graph_reader_sees_imports_inside_functions(tmp_path):
+    # The checks above are only as good as the reader: a relative import in a
+    # function of a sub-package module must be found.
+    tree = ast.parse("def f():\n    from ..model import SplitVAE\n    from . import cache\n")
+    modules = {"model": "", "data.cache": "", "data.idx": ""}
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            found |= _imported("data.idx", "split_vae/data/idx.py", node, modules)
+    assert found == {"model", "data.cache"}
+
+
+def test_a_plain_import_registers_the_model_with_keras(tmp_path):
+    path = tmp_path / "m.keras"
+    run_python(["-c", "import sys; sys.path.insert(0, 'tests'); from helpers import tiny_model;"
+                f" tiny_model().save({str(path)!r})"], check=True)
+    proc = run_python(["-c", "import keras, split_vae;"
+                       f" m = keras.saving.load_model({str(path)!r});"
+                       " print(type(m).__name__)"], check=True)
+    assert proc.stdout.strip() == "SplitVAE"
+
+
+def test_the_command_line_parses_without_keras():
+    proc = run_python(["-X", "importtime", "-m", "split_vae", "train", "--help"],
+                      env={"TF_CPP_MIN_LOG_LEVEL": None}, check=True)
+    assert "usage: python -m split_vae train" in proc.stdout
+    loaded = {line.split("|")[-1].strip() for line in proc.stderr.splitlines()
+              if line.startswith("import time:")}
+    heavy = sorted(m for m in loaded if m.split(".")[0] in
+                   ("keras", "tensorflow", "jax", "torch", "matplotlib"))
+    assert not heavy, heavy
