@@ -1,7 +1,7 @@
 """Every Keras 3 backend: the balance inside the step, and files that travel.
 
-CI runs this file (with test_model, test_training and test_cli) under
-KERAS_BACKEND=tensorflow, jax and torch. The cross-backend round trip starts
+CI runs this file (with test_model, test_variants, test_training, test_cli and
+test_mixed_precision) under KERAS_BACKEND=tensorflow, jax and torch. The cross-backend round trip starts
 its own processes, one per backend, and runs once (under tensorflow).
 """
 
