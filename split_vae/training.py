@@ -14,7 +14,6 @@ import logging
 import math
 import os
 import shutil
-import uuid
 import warnings
 import zipfile
 
@@ -162,19 +161,13 @@ def _is_complete_zip(path: str) -> bool:
 
 
 def _keep_as_previous(path: str) -> None:
-    prev = previous_path(path)
-    tmp = os.path.join(os.path.dirname(os.path.abspath(prev)),
-                       f".tmp-{uuid.uuid4().hex[:8]}-{os.path.basename(prev)}")
-    try:
-        os.link(path, tmp)
-    except OSError:         # no hard links here (some network or FAT file systems)
-        atomic_write(prev, lambda t: shutil.copyfile(path, t))
-        return
-    try:
-        os.replace(tmp, prev)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    def link_or_copy(tmp):
+        try:
+            os.link(path, tmp)
+        except OSError:     # no hard links here (some network or FAT file systems)
+            shutil.copyfile(path, tmp)
+
+    atomic_write(previous_path(path), link_or_copy)
 
 
 def state_path(checkpoint_path: str) -> str:
