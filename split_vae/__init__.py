@@ -20,9 +20,8 @@ if _os.environ.get("KERAS_BACKEND", "tensorflow") not in BACKENDS:
 from .version import __version__  # noqa: E402
 
 # The public names, and the module each lives in. They are imported on first
-# use (PEP 562), not here: `import split_vae` and `python -m split_vae --help`
-# must not pay for Keras and TensorFlow (seconds, and TensorFlow's log lines)
-# before they are needed.
+# use (PEP 562): the command line must not pay for Keras and TensorFlow
+# (seconds, and TensorFlow's log lines) before it has parsed its arguments.
 _EXPORTS = {
     "PRESETS": "config", "SplitVAEConfig": "config", "get_preset": "config",
     "SplitVAE": "model", "split_output": "model", "vae_loss_terms": "model",

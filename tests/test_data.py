@@ -320,6 +320,30 @@ def test_npz_with_keras_keys_and_mnist_padding(tmp_path):
     np.testing.assert_allclose(generic[..., 0], x_train / 255.0, atol=1e-7)
 
 
+@pytest.mark.parametrize("dtype", ["uint8", "float32"])
+def test_aligned_celeba_arrays_get_the_paper_crop_and_resize(tmp_path, dtype):
+    # Inside the crop (rows 45:173, columns 25:153) channel 0 is twice the
+    # row's offset, channel 1 twice the column's, 0 outside it. A bilinear
+    # halving averages offsets 2i and 2i+1: 4i+1 exactly, a whole grey level,
+    # so the uint8 the arrays pass through rounds nothing away.
+    rows, cols = np.meshgrid(np.arange(218), np.arange(178), indexing="ij")
+    inside = (rows >= 45) & (rows < 173) & (cols >= 25) & (cols < 153)
+    faces = np.zeros((2, 218, 178, 3), np.uint8)
+    faces[:, inside, 0] = 2 * (rows[inside] - 45)
+    faces[:, inside, 1] = 2 * (cols[inside] - 25)
+    faces[1, ..., 2] = 90
+    stored = faces if dtype == "uint8" else faces.astype(np.float32) / 255.0
+    np.savez(tmp_path / "celeba.npz", x_train=stored, x_test=stored[:1])
+    got = data.load("celeba", "train", data_dir=tmp_path / "celeba.npz", as_numpy=True)
+    assert got.shape == (2, 64, 64, 3) and got.dtype == np.float32
+    i = np.arange(64)
+    expected = np.zeros((2, 64, 64, 3), np.float32)
+    expected[..., 0] = (4 * i + 1)[:, None]
+    expected[..., 1] = (4 * i + 1)[None, :]
+    expected[1, ..., 2] = 90
+    np.testing.assert_allclose(got * 255.0, expected, atol=1e-3)
+
+
 def test_npy_per_split_files_float(tmp_path):
     rng = np.random.default_rng(0)
     train, test = rng.random((6, 8, 8, 3), np.float32), rng.random((2, 8, 8, 3), np.float32)

@@ -89,6 +89,6 @@ def celeba_crop_resize_batches(x, desc="CelebA", chunk=512) -> np.ndarray:
     for start in tqdm(range(0, len(x), chunk), desc=desc, unit="batch"):
         batch = np.asarray(x[start:start + chunk])
         if batch.dtype != np.uint8:
-            batch = np.rint(batch * 255.0).astype(np.uint8)
+            batch = to_uint8(batch * 255.0)
         out[start:start + len(batch)] = celeba_crop_resize_uint8(batch)
     return out
