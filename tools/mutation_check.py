@@ -280,6 +280,10 @@ MUTANTS = [
     M("uint8-pipeline-256", "data",
       r"(batch\s*=\s*tf\.cast\(batch, tf\.float32\)\s*\*\s*)\(1\.0 / 255\.0\)",
       r"\1(1.0 / 256.0)", ("tests/test_data.py",)),
+    M("celeba-array-float-scale", "data", r"to_uint8\(batch \* 255\.0\)",
+      "to_uint8(batch * 254.0)",
+      ("tests/test_data.py::test_aligned_celeba_arrays_get_the_paper_crop_and_resize",
+       "tests/test_data.py")),
     # --- the legacy loader ---------------------------------------------------------
     M("legacy-sort-by-name", "legacy loader", r"items\.sort\(key=lambda item: item\.index\)",
       "items.sort(key=lambda item: item.name)", ("tests/test_legacy.py::test_outputs_match_keras2",
