@@ -40,6 +40,36 @@ def per_replica_loss(loss):
     return loss if n == 1 else loss / n
 
 
+def _multi_worker(strategy) -> bool:
+    # The test Keras's TensorFlow trainer makes before reducing a step's logs
+    # with the collective path (`reduce_per_replica`).
+    import tensorflow as tf
+
+    return (isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+            and strategy.extended._in_multi_worker_mode())
+
+
+def step_logs(logs: dict) -> dict:
+    """The logs of one replica's step, shaped for Keras to reduce them.
+
+    Under `MultiWorkerMirroredStrategy` with several workers, Keras 3's
+    TensorFlow trainer averages each log over the replicas with
+    `strategy.reduce("MEAN", value, axis=0)`, which fails on a scalar
+    ("Invalid reduction dimension 0 for input with 0 dimensions",
+    keras-team/keras#20585, tensorflow/tensorflow#72388). Given a leading
+    axis of length 1, the reduction is the mean over the replicas and the
+    result a scalar again, as on one machine. Anywhere else the logs are
+    returned as they are.
+    """
+    if keras.backend.backend() != "tensorflow":
+        return logs
+    import tensorflow as tf
+
+    if not _multi_worker(tf.distribute.get_strategy()):
+        return logs
+    return {k: tf.reshape(v, (1,)) for k, v in logs.items()}
+
+
 def _tf_config_workers() -> int:
     raw = os.environ.get("TF_CONFIG")
     if not raw:

@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 from . import checks, legacy, presets
 from .blocks import dense_block, scale_block
 from .config import PRESETS, SplitVAEConfig, get_preset
-from .distribute import per_replica_loss, replicas_in_sync
+from .distribute import per_replica_loss, replicas_in_sync, step_logs
 from .precision import check_device_supports, dtype_policy
 
 PACKAGE = "split_vae"
@@ -348,8 +348,9 @@ class SplitVAE(keras.Model):
         return per_replica_loss(loss)
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
-        # The trackers were updated with the loss (see above).
-        return self.get_metrics_result()
+        # The trackers were updated with the loss (see above); on several
+        # workers the logs take the shape Keras's reduction needs (step_logs).
+        return step_logs(self.get_metrics_result())
 
     def compile(self, optimizer=None, **kwargs):
         """`keras.Model.compile` with Adam at config.learning_rate by default."""
