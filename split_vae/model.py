@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 from . import checks, legacy, presets
 from .blocks import dense_block, scale_block
 from .config import PRESETS, SplitVAEConfig, get_preset
-from .distribute import per_replica_loss, replicas_in_sync, step_logs
+from .distribute import per_replica_loss, replica_normal, replicas_in_sync, step_logs
 from .precision import check_device_supports, dtype_policy
 
 PACKAGE = "split_vae"
@@ -57,8 +57,8 @@ class Sampling(layers.Layer):
         if not training:
             return z_mean
         # The noise in z's dtype: bfloat16/float16 under a mixed policy.
-        eps = keras.random.normal(ops.shape(z_mean), dtype=z_mean.dtype,
-                                  seed=self.seed_generator)
+        # On several replicas, each keeps its rows of the global batch's noise.
+        eps = replica_normal(ops.shape(z_mean), z_mean.dtype, self.seed_generator)
         return z_mean + eps * ops.exp(0.5 * z_log_var)
 
     def compute_output_shape(self, input_shape):
