@@ -377,8 +377,14 @@ def lost_worker_message(error, checkpoint: str | None = None) -> str:
 
 
 def _first_line(error) -> str:
-    text = str(getattr(error, "message", None) or error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
+    # TensorFlow's message starts with "Graph execution error:" and a
+    # traceback of the graph; say the line that names the cause.
+    text = str(getattr(error, "message", None) or error)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    for line in lines:
+        if any(w in line.lower() for w in ("abort", "connection", "deadline", "unavailable")):
+            return line
+    return lines[0] if lines else type(error).__name__
 
 
 def data_parallel(batch_size: int, startup_timeout: float = STARTUP_TIMEOUT):
