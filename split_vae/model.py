@@ -68,7 +68,10 @@ class LastValue(keras.metrics.Metric):
         self.value.assign(ops.cast(value, self.value.dtype))
 
     def result(self):
-        return ops.convert_to_tensor(self.value)
+        # A copy: under TensorFlow, convert_to_tensor of a variable is the
+        # variable itself, and fit() reads the epoch's logs after validation
+        # has overwritten it (the history showed the validation value).
+        return ops.copy(self.value)
 
     def reset_state(self):
         self.value.assign(0.0)
