@@ -113,7 +113,7 @@ def _walks(args, model) -> tuple[list, str, str]:
 def run(args) -> int:
     # The library is imported here, not at the top: parsing and --help must not
     # wait seconds for Keras and TensorFlow.
-    from .. import explore
+    from .. import explore, loader
     from ..model import SplitVAE
     from ..plotting import PART_ROWS, plot_walks, walk_title
 
@@ -123,7 +123,7 @@ def run(args) -> int:
     if parts and set(parts) - set(PART_ROWS):
         raise ValueError(f"--parts takes names from {','.join(PART_ROWS)}, received "
                          f"{args.parts!r}")
-    model, source = SplitVAE.resolve(args.model, builtin="warn")
+    model, source = loader.from_pretrained(SplitVAE, args.model)
     walks, what, step_format = _walks(args, model)
     if parts is None and len(walks) > MAX_FULL_WALKS:
         parts = ["x_hat"]
