@@ -12,12 +12,15 @@ bfloat16 has float32's exponent range and needs no scaling.
 from __future__ import annotations
 
 import contextlib
+import logging
 import platform
 
 import keras
 
 # PRECISIONS is read here by the command line's --precision choices as well.
 from .config import PRECISIONS, check_precision_name
+
+logger = logging.getLogger(__name__)
 
 
 @contextlib.contextmanager
@@ -77,15 +80,26 @@ def accelerators() -> list[str]:
 
 
 def check_device_supports(precision: str) -> None:
-    """ValueError, before training, when the device cannot run `precision`.
+    """Before training: refuse what the device cannot run, warn of what it emulates.
 
-    mixed_float16 needs a GPU or a CPU with float16 arithmetic; on other
-    CPUs it is refused with what to use instead.
+    mixed_float16 needs a GPU or a CPU with float16 arithmetic; on other CPUs
+    it is refused (ValueError) with what to use instead. mixed_bfloat16 on a
+    CPU without bfloat16 arithmetic runs, emulated and many times slower than
+    float32: a warning says so, once per process.
     """
     check_precision_name(precision)
-    if precision != "mixed_float16" or accelerators():
+    if precision == "float32" or accelerators():
         return
     flags = cpu_flags()
+    if precision == "mixed_bfloat16":
+        if not flags & BF16_FLAGS and precision not in _warned:
+            _warned.add(precision)
+            logger.warning(
+                "precision mixed_bfloat16 on this %s CPU without bfloat16 arithmetic (%s) "
+                "is emulated and runs many times slower than float32; use float32 here, "
+                "mixed_bfloat16 on a GPU or a CPU that has it",
+                platform.machine(), "/".join(sorted(BF16_FLAGS)))
+        return
     if flags & FP16_FLAGS:
         return
     alternative = ("mixed_bfloat16 (this CPU has "
@@ -95,3 +109,8 @@ def check_device_supports(precision: str) -> None:
         f"precision mixed_float16 needs a GPU or a CPU with float16 arithmetic "
         f"({'/'.join(sorted(FP16_FLAGS))}); this {platform.machine()} CPU has none, "
         f"so float16 would only be emulated: use {alternative}")
+
+
+# The precisions already warned about in this process (check_device_supports
+# runs before every fit, and a script may call fit many times).
+_warned: set[str] = set()

@@ -1,4 +1,4 @@
-"""The README's architecture table is the code's: every module is listed, each
+"""The architecture table (docs/architecture.md) is the code's: every module is listed, each
 imports only what its row allows, and no import cycle exists. Plus the promise
 the lazy package face keeps to users: `import split_vae` registers the model
 with Keras (the command line's --help loading no framework is in test_cli.py)."""
@@ -63,33 +63,35 @@ def import_graph() -> dict:
     return graph
 
 
-def readme_table() -> dict:
-    """module -> the modules its row allows, from the README's architecture table."""
-    with open(os.path.join(ROOT, "README.md"), encoding="utf8") as f:
+TABLE = os.path.join(ROOT, "docs", "architecture.md")
+
+
+def architecture_table(path=TABLE) -> dict:
+    """module -> the modules its row allows, from the table of docs/architecture.md."""
+    with open(path, encoding="utf8") as f:
         text = f.read()
-    section = text[text.index("## Architecture"):]
-    section = section[:section.index("\n## ", 1)] if "\n## " in section[1:] else section
     rows = {}
-    for line in section.splitlines():
+    for line in text.splitlines():
         m = re.match(r"\| `([\w.]+)` \|.*\| ([^|]*)\|$", line)
         if m:
             name = "" if m[1] == "split_vae" else m[1]
             assert name not in rows, f"{m[1]} is listed twice"
             rows[name] = set(re.findall(r"`([\w.]+)`", m[2]))
+    assert rows, f"no module table in {path}"
     return rows
 
 
-def test_the_readme_lists_every_module_and_no_other():
-    listed, actual = set(readme_table()), set(package_modules())
-    assert not actual - listed, f"modules missing from the README: {sorted(actual - listed)}"
-    assert not listed - actual, f"README rows of no module: {sorted(listed - actual)}"
+def test_the_table_lists_every_module_and_no_other():
+    listed, actual = set(architecture_table()), set(package_modules())
+    assert not actual - listed, f"modules missing from {TABLE}: {sorted(actual - listed)}"
+    assert not listed - actual, f"rows of no module in {TABLE}: {sorted(listed - actual)}"
 
 
 def test_each_module_imports_only_what_its_row_allows():
-    table = readme_table()
+    table = architecture_table()
     wrong = {m or "split_vae": sorted(deps - table[m]) for m, deps in import_graph().items()
              if deps - table.get(m, set())}
-    assert not wrong, f"imports the README's table does not allow: {wrong}"
+    assert not wrong, f"imports the table of {TABLE} does not allow: {wrong}"
 
 
 def test_no_import_cycle():

@@ -622,3 +622,18 @@ def test_config_differences_name_each_changed_field():
     check_resumable(a, a.replace(epochs=9), "x.keras")        # epochs alone may change
     with pytest.raises(ValueError, match="x.keras.*beta"):
         check_resumable(a, a.replace(beta=2.0), "x.keras")
+
+
+def test_validation_keeps_the_training_value_of_last_value_metrics():
+    # The epoch's batch_mse is the MSE of the last training batch; with
+    # validation_data, evaluate() rewrites the tracker before the epoch's
+    # logs are read, and the history showed val_batch_mse in its place.
+    m = fresh()
+    x, v = tiny_images(64), tiny_images(24, seed=5) * 0.3   # another MSE than training's
+    rec = RecordBatches()
+    h = m.fit(x, epochs=2, batch_size=32, verbose=0, validation_data=v,
+              validation_batch_size=24, callbacks=[rec])
+    last_train = [rec.batch_mse[1], rec.batch_mse[3]]        # 2 batches per epoch
+    assert h.history["batch_mse"] == pytest.approx(last_train, rel=1e-6)
+    assert h.history["val_batch_mse"][-1] != pytest.approx(last_train[-1], rel=1e-3)
+    assert h.history["val_batch_mse"][-1] == pytest.approx(h.history["val_mse"][-1], rel=1e-5)

@@ -130,6 +130,10 @@ MUTANTS = [
     M("batch-mse-mean", "balance", r'LastValue\(\s*name\s*=\s*"batch_mse"\s*\)',
       'keras.metrics.Mean(name="batch_mse")', ("tests/test_training.py::test_balance_min_clips_gamma_and_loss_of_batch_t_uses_gamma_after_t_minus_1",
        "tests/test_training.py",)),
+    M("last-value-alias", "balance", r"return ops\.copy\(self\.value\)",
+      "return ops.convert_to_tensor(self.value)",
+      ("tests/test_training.py::test_validation_keeps_the_training_value_of_last_value_metrics",
+       "tests/test_training.py",)),
     # --- checkpoints and resume --------------------------------------------------
     M("ckpt-every", "checkpoints", r"if \(epoch \+ 1\) % self\.every:(\s*\n\s*return\s*\n\s*save_checkpoint\()",
       r"if epoch % self.every:\1", ("tests/test_training.py::test_checkpoint_every_n_epochs_and_only_when_finite",
