@@ -176,7 +176,8 @@ MUTANTS = [
        "tests/test_training.py",)),
     M("ckpt-state-outside", "checkpoints",
       r"model\.save\(tmp\)\n(\s*)with zipfile\.ZipFile\(tmp, \"a\"\) as z:\n\s*z\.writestr\(STATE_ENTRY, json\.dumps\(state\)\)\n\n(\s*)atomic_write\(path, write\)",
-      "model.save(tmp)\n\n\\2atomic_write(path, write)\n\\2atomic_write_text(state_path(path), json.dumps(state))",
+      "model.save(tmp)\n\n\\2atomic_write(path, write)\n\\2with zipfile.ZipFile(path, \"a\") as z:\n"
+      "\\2    z.writestr(STATE_ENTRY, json.dumps(state))",
       ("tests/test_training.py::test_a_kill_between_weights_and_state_cannot_make_them_disagree",
        "tests/test_training.py",)),
     M("cli-no-balance-ignored", "balance", r"if not args\.no_balance:", "if True:",
