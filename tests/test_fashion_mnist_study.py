@@ -85,6 +85,7 @@ def test_committed_tables_are_consistent():
 
 
 @pytest.mark.slow
+@pytest.mark.fashion_mnist
 def test_evaluate_only_subset_matches_committed_numbers():
     proc = run_python([SCRIPT, "--evaluate-only", "--subset"])
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
