@@ -24,13 +24,13 @@ from .version import __version__  # noqa: E402
 # (seconds, and TensorFlow's log lines) before it has parsed its arguments.
 _EXPORTS = {
     "PRESETS": "config", "SplitVAEConfig": "config", "get_preset": "config",
-    "SplitVAE": "model", "split_output": "model", "vae_loss_terms": "model",
+    "SplitVAE": "model", "split_output": "networks", "vae_loss_terms": "model",
     "GammaBalance": "training", "StopOnNonFinite": "training",
     "AtomicCheckpoint": "training", "load_legacy_h5": "model",
 }
 _SUBMODULES = ("blocks", "checks", "cli", "config", "data", "distribute", "evaluation",
-               "fileio", "legacy", "metrics", "model", "paths", "plotting", "precision",
-               "presets", "sampling", "training")
+               "fileio", "inference", "legacy", "loader", "metrics", "model", "networks",
+               "paths", "plotting", "precision", "presets", "sampling", "training")
 
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = _lazy.attach(__name__, _EXPORTS, _SUBMODULES)

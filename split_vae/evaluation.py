@@ -14,7 +14,7 @@ training images), the FID of reconstructions, and the latent statistics
 (GEN and GMM columns, the number of parameters) and Section V (the tables'
 columns, "mix"); the README's "Evaluation" section says how our FID differs.
 
-This module takes a model it is given; `SplitVAE.resolve` reads one from a
+This module takes a model it is given; `loader.for_evaluation` reads one from a
 name or a path.
 """
 

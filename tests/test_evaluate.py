@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from helpers import small_extractor
-from split_vae import SplitVAE, data
+from split_vae import SplitVAE, data, loader
 from split_vae.cli import main
 from split_vae.evaluation import FIDHistory, evaluate_model, latent_statistics, mix_images
 from split_vae.metrics import FeatureExtractor, feature_statistics, frechet_distance
@@ -239,7 +239,7 @@ def test_evaluate_command_bad_arguments(tmp_path, capsys, args, message):
 
 def resolve(spec):
     """What `evaluate --model spec` reads."""
-    return SplitVAE.resolve(spec, builtin="warn")
+    return loader.for_evaluation(SplitVAE, spec)
 
 
 def test_model_resolver_errors(tmp_path):
@@ -253,8 +253,6 @@ def test_model_resolver_errors(tmp_path):
     small_extractor().model.save(not_a_vae)
     with pytest.raises(ValueError, match="not a SplitVAE"):
         resolve(not_a_vae)
-    with pytest.raises(ValueError, match="builtin must be"):
-        SplitVAE.resolve("digits", builtin="yes")
 
 
 @pytest.mark.slow

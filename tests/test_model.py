@@ -209,7 +209,7 @@ def test_batched_inference_does_not_depend_on_batch_size_or_progress(model):
 def test_sampling_noise_has_scale_exp_half_log_var():
     # Statistics of 20,000 draws per variable against the closed form:
     # z ~ N(z_mean, exp(z_log_var)), i.e. standard deviation exp(z_log_var / 2).
-    from split_vae.model import Sampling
+    from split_vae.networks import Sampling
 
     n = 20000
     mean = np.array([3.0, -1.0, 0.0, 0.5], "float32")

@@ -39,6 +39,8 @@ def add_arguments(p) -> None:
                    help="mixture components (default: the model's config)")
     p.add_argument("--extractor", default="inception",
                    help="'inception' (ImageNet weights: the paper's FID), "
+                        "'fid-inception' (pytorch-fid's network and weights, cached or "
+                        "downloaded: the literature's FID) or the path of its .pth file, "
                         "'inception-random' (untrained InceptionV3: not an FID), "
                         "'fd-fmnist' (our Fashion-MNIST classifier, shipped: FD-FMNIST, "
                         "not an FID; 32x32x1 images) or the path of its .weights.h5, or "
@@ -61,7 +63,7 @@ def run(args) -> int:
     # wait seconds for Keras and TensorFlow.
     import keras
 
-    from .. import data
+    from .. import data, loader
     from ..evaluation import evaluate_model, format_report, write_report
     from ..metrics import get_extractor
     from ..model import SplitVAE
@@ -78,7 +80,7 @@ def run(args) -> int:
     extractor = get_extractor(args.extractor, batch_size=args.batch_size)
     # Seeded before the model exists: an untrained preset is then reproducible.
     keras.utils.set_random_seed(args.seed)
-    model, source = SplitVAE.resolve(args.model, builtin="warn")
+    model, source = loader.for_evaluation(SplitVAE, args.model)
     dataset = args.dataset or model.config.dataset
     if not dataset:
         raise ValueError("the model's config names no dataset: pass --dataset")
