@@ -39,6 +39,8 @@ def add_arguments(p) -> None:
                    help="mixture components (default: the model's config)")
     p.add_argument("--extractor", default="inception",
                    help="'inception' (ImageNet weights: the paper's FID), "
+                        "'fid-inception' (pytorch-fid's network and weights, cached or "
+                        "downloaded: the literature's FID) or the path of its .pth file, "
                         "'inception-random' (untrained InceptionV3: not an FID), "
                         "'fd-fmnist' (our Fashion-MNIST classifier, shipped: FD-FMNIST, "
                         "not an FID; 32x32x1 images) or the path of its .weights.h5, or "
