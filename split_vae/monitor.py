@@ -3,7 +3,7 @@
 `SplitGrids` decodes a fixed set of latent codes and reconstructs a fixed set
 of test images every N epochs and draws both as the paper's rows sigma, x1,
 x2, x_hat (Asperti, Bugo, Filippini, IEEE Access 2022, Figures 1-4), titled
-with the split kind of the reconstructions' sigma (`evaluation.split_kind`):
+with the split kind of the reconstructions' sigma (`split_kind.split_kind`):
 whether the model settles on a syntactic split (sigma a high-frequency
 pattern) or a semantic one (sigma follows shapes) shows epoch by epoch. The
 grids go to PNG files and, when asked, to TensorBoard as images.
@@ -22,7 +22,7 @@ import keras
 import numpy as np
 
 from . import checks
-from .evaluation import split_kind
+from .split_kind import split_kind
 from .plotting import figure_rgb, plot_split_grid, save_figure
 
 logger = logging.getLogger(__name__)
