@@ -28,9 +28,10 @@ _EXPORTS = {
     "GammaBalance": "training", "StopOnNonFinite": "training",
     "AtomicCheckpoint": "training", "load_legacy_h5": "model",
 }
-_SUBMODULES = ("blocks", "checks", "cli", "config", "data", "distribute", "evaluation",
+_SUBMODULES = ("blocks", "checkpoint", "checks", "cli", "config", "data", "distribute", "evaluation",
                "fileio", "inference", "legacy", "loader", "metrics", "model", "networks",
-               "paths", "plotting", "precision", "presets", "sampling", "training")
+               "paths", "plotting", "precision", "presets", "sampling", "split_kind",
+               "training")
 
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = _lazy.attach(__name__, _EXPORTS, _SUBMODULES)

@@ -28,7 +28,7 @@ import dataclasses
 
 import numpy as np
 
-from .evaluation import split_kind
+from .split_kind import split_kind
 
 METHODS = ("linear", "spherical")
 
@@ -50,7 +50,7 @@ class Walk:
             variable, or t in [0, 1] along an interpolation.
         parts: `SplitVAE.decode` of z: sigma, x1, x2, x_hat (x_hat alone for
             a vanilla model), each (steps, H, W, C).
-        split: `evaluation.split_kind` of the path's sigma maps, None for a
+        split: `split_kind.split_kind` of the path's sigma maps, None for a
             vanilla model.
         change: mean over pixels of each pixel's range of x_hat along the
             path (0: the path changes nothing).

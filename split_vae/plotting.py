@@ -138,6 +138,36 @@ def plot_square_grid(images: np.ndarray, path: str | None = None, side: int = 10
     return _finish(fig, path)
 
 
+def plot_fid_history(history: dict, extractor_name: str, path: str | None = None):
+    """Fréchet distance against epoch for x_hat, x1, x2 (the paper's Figure 11).
+
+    Args:
+        history: {"epoch": [...], "x_hat": [...], "x1": [...], "x2": [...]}, as
+            `evaluation.FIDHistory.history` (x_hat alone for a vanilla model).
+        extractor_name: "inception" labels the axis FID; any other name is
+            shown as the extractor of a Fréchet distance.
+        path: PNG to write (atomically); None returns the figure unsaved.
+    Returns:
+        the matplotlib Figure.
+    """
+    fig, ax = plt.subplots(figsize=(6, 4))
+    styles = {"x_hat": "-o", "x1": "--s", "x2": ":^"}
+    for k in ("x_hat", "x1", "x2"):
+        if history.get(k):
+            ax.plot(history["epoch"], history[k], styles[k], label=ROW_LABELS[k])
+    ax.set_xlabel("epoch")
+    inception = extractor_name == "inception"
+    ax.set_ylabel("FID" if inception else f"Fréchet distance ({extractor_name})")
+    ax.set_title("Keras InceptionV3 FID (not comparable with pytorch-fid)" if inception
+                 else f"Fréchet distance, extractor {extractor_name}", fontsize=9)
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    if path is not None:
+        save_figure(fig, path)
+    return fig
+
+
 def _show(ax, img: np.ndarray) -> None:
     """Draw an image in [0, 1], grey when it has no channel axis, pixels unsmoothed."""
     ax.imshow(img, cmap="gray" if img.ndim == 2 else None, vmin=0, vmax=1,

@@ -79,6 +79,24 @@ def accelerators() -> list[str]:
     return []
 
 
+def emulated(precision: str) -> str | None:
+    """Why this device would only emulate `precision`, or None where it runs it.
+
+    A GPU/TPU runs both 16-bit policies; a CPU needs float16 arithmetic
+    (FP16_FLAGS) for mixed_float16 and bfloat16 arithmetic (BF16_FLAGS) for
+    mixed_bfloat16, else the framework computes through float32, slowly.
+    """
+    check_precision_name(precision)
+    if precision == "float32" or accelerators():
+        return None
+    kind, needed = (("float16", FP16_FLAGS) if precision == "mixed_float16"
+                    else ("bfloat16", BF16_FLAGS))
+    if cpu_flags() & needed:
+        return None
+    return (f"this {platform.machine()} CPU has no {kind} arithmetic "
+            f"({'/'.join(sorted(needed))}), so {precision} would only be emulated")
+
+
 def check_device_supports(precision: str) -> None:
     """Before training: refuse what the device cannot run, warn of what it emulates.
 
@@ -87,28 +105,19 @@ def check_device_supports(precision: str) -> None:
     CPU without bfloat16 arithmetic runs, emulated and many times slower than
     float32: a warning says so, once per process.
     """
-    check_precision_name(precision)
-    if precision == "float32" or accelerators():
+    reason = emulated(precision)
+    if reason is None:
         return
-    flags = cpu_flags()
     if precision == "mixed_bfloat16":
-        if not flags & BF16_FLAGS and precision not in _warned:
+        if precision not in _warned:
             _warned.add(precision)
-            logger.warning(
-                "precision mixed_bfloat16 on this %s CPU without bfloat16 arithmetic (%s) "
-                "is emulated and runs many times slower than float32; use float32 here, "
-                "mixed_bfloat16 on a GPU or a CPU that has it",
-                platform.machine(), "/".join(sorted(BF16_FLAGS)))
+            logger.warning("%s: it runs many times slower than float32; use float32 here, "
+                           "mixed_bfloat16 on a GPU or a CPU that has it", reason)
         return
-    if flags & FP16_FLAGS:
-        return
-    alternative = ("mixed_bfloat16 (this CPU has "
-                   f"{', '.join(sorted(flags & BF16_FLAGS))})" if flags & BF16_FLAGS
-                   else "float32")
-    raise ValueError(
-        f"precision mixed_float16 needs a GPU or a CPU with float16 arithmetic "
-        f"({'/'.join(sorted(FP16_FLAGS))}); this {platform.machine()} CPU has none, "
-        f"so float16 would only be emulated: use {alternative}")
+    bf16 = sorted(cpu_flags() & BF16_FLAGS)
+    alternative = f"mixed_bfloat16 (this CPU has {', '.join(bf16)})" if bf16 else "float32"
+    raise ValueError(f"precision mixed_float16 needs a GPU or a CPU with float16 arithmetic; "
+                     f"{reason}: use {alternative}")
 
 
 # The precisions already warned about in this process (check_device_supports

@@ -13,7 +13,7 @@ import pytest  # noqa: E402
 
 from helpers import tiny_images, tiny_model  # noqa: E402
 from split_vae import explore  # noqa: E402
-from split_vae.evaluation import split_kind  # noqa: E402
+from split_vae.split_kind import split_kind  # noqa: E402
 from split_vae.plotting import plot_walks, walk_title  # noqa: E402
 
 

@@ -108,8 +108,8 @@ def run(args) -> int:
     from ..fileio import atomic_write, atomic_write_text
     from ..plotting import write_training_figures
     from ..precision import check_device_supports
-    from ..training import (AtomicCheckpoint, GammaBalance, HistoryWriter, StopOnNonFinite,
-                            resume_or_create)
+    from ..checkpoint import resume_or_create
+    from ..training import AtomicCheckpoint, GammaBalance, HistoryWriter, StopOnNonFinite
 
     config = build_config(args)
     check_device_supports(config.precision)

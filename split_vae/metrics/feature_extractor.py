@@ -182,9 +182,9 @@ class FeatureExtractor:
         with bar:
             for i in range(0, len(images), self.batch_size):
                 batch = self.preprocess(images[i:i + self.batch_size])
-                # A compiled predict step: calling the model eagerly ran each
-                # op on its own, 1.6x slower and with a peak of 7.8 GB for
-                # InceptionV3 (1.6 GB this way), measured on 100 images.
+                # A compiled predict step: calling the model eagerly runs each
+                # op on its own: slower, and with a memory peak several times
+                # higher for InceptionV3.
                 f = ops.convert_to_numpy(self.model.predict_on_batch(batch))
                 out.append(np.asarray(f, dtype="float32").reshape(len(f), -1))
                 bar.update(len(f))
