@@ -181,10 +181,18 @@ def _finish(fig, path):
     return fig
 
 
-def save_figure(fig, path: str) -> None:
-    """Write a figure to PNG atomically and close it."""
-    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
+def save_figure(fig, path: str | None) -> None:
+    """Write a figure to PNG atomically (unless path is None) and close it."""
+    if path is not None:
+        atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
     plt.close(fig)
+
+
+def figure_rgb(fig) -> np.ndarray:
+    """The figure rendered as an (H, W, 3) uint8 array, as a PNG of it would show."""
+    fig.set_dpi(100)
+    fig.canvas.draw()
+    return np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
 
 
 def _kind(model) -> str:

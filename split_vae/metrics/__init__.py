@@ -10,6 +10,7 @@ after Heusel et al., NeurIPS 2017 (https://arxiv.org/abs/1706.08500):
   networks that map images to features (Keras InceptionV3, the paper's;
   pytorch-fid's Inception, the literature's, read by `pth` without PyTorch;
   any .keras model; our Fashion-MNIST classifier);
+- `kid`: the Kernel Inception Distance, an unbiased MMD^2 (numpy only);
 - `stats_cache`: the reference statistics of image sets, cached on disk.
 
 This module is the package's face: `from split_vae.metrics import
@@ -35,11 +36,12 @@ _EXPORTS = {
     "FDFMNISTExtractor": "fd_fmnist", "fd_fmnist_extractor": "fd_fmnist",
     "FIDInceptionExtractor": "fid_inception", "fid_inception_extractor": "fid_inception",
     "read_state_dict": "pth",
+    "kernel_inception_distance": "kid", "kid_subset_size": "kid",
     "images_digest": "stats_cache", "reference_statistics": "stats_cache",
     "statistics_key": "stats_cache",
 }
 _SUBMODULES = ("extractors", "fd_fmnist", "feature_extractor", "fid_inception", "frechet",
-               "pth", "stats_cache")
+               "kid", "pth", "stats_cache")
 
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = _lazy.attach(__name__, _EXPORTS, _SUBMODULES)
