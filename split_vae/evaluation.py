@@ -12,7 +12,7 @@ image on its own. Beside them: "real" (reference test images against as many
 training images), the FID of reconstructions, and the latent statistics
 (inactive variables, the variance law). The protocol is the paper's Section IV
 (GEN and GMM columns, the number of parameters) and Section V (the tables'
-columns, "mix"); the README's "Evaluation" section says how our FID differs.
+columns, "mix"); docs/evaluation.md says how our FID differs.
 
 This module takes a model it is given; `loader.for_evaluation` reads one from a
 name or a path.

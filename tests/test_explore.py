@@ -11,7 +11,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from helpers import tiny_images, tiny_model  # noqa: E402
+from helpers import run_cli, tiny_images, tiny_model  # noqa: E402
 from split_vae import explore  # noqa: E402
 from split_vae.split_kind import split_kind  # noqa: E402
 from split_vae.plotting import plot_walks, walk_title  # noqa: E402
@@ -190,25 +190,25 @@ def test_walk_figure_has_a_block_per_walk_and_marks_inactive_ones(model, tmp_pat
 # The command
 # ---------------------------------------------------------------------------
 @pytest.mark.slow
-def test_explore_command_draws_an_interpolation_and_a_traversal(tmp_path, cli):
+def test_explore_command_draws_an_interpolation_and_a_traversal(tmp_path):
     model = tiny_model(latent_dim=4)          # its own: the others silence variables
     silence(model, 0)
     saved = str(tmp_path / "m.keras")
     model.save(saved)
     walk = str(tmp_path / "walk.png")
-    proc = cli("explore", "--model", saved, "--interpolate", "3,17", "--method",
+    proc = run_cli("explore", "--model", saved, "--interpolate", "3,17", "--method",
                "spherical", "--steps", "5", "--dataset", "digits", "--out", walk,
                check=True)
     assert os.path.getsize(walk) > 0
     assert proc.stdout.startswith("split kind along the path: ")
     trav = str(tmp_path / "trav.png")
-    proc = cli("explore", "--model", saved, "--traverse", "all", "--range", "-2", "2",
+    proc = run_cli("explore", "--model", saved, "--traverse", "all", "--range", "-2", "2",
                "--dataset", "digits", "--base", "4", "--out", trav, check=True)
     lines = proc.stdout.splitlines()
     assert lines[2].startswith("z[0]") and lines[2].endswith("INACTIVE")
     assert "3 active, 1 inactive of 4 traversed" in proc.stdout
     assert os.path.getsize(trav) > 0
-    bad = cli("explore", "--model", saved, "--interpolate", "3", "--out", walk)
+    bad = run_cli("explore", "--model", saved, "--interpolate", "3", "--out", walk)
     assert bad.returncode == 2 and "--interpolate expects two numbers" in bad.stderr
-    bad = cli("explore", "--model", saved, "--traverse", "9", "--out", walk)
+    bad = run_cli("explore", "--model", saved, "--traverse", "9", "--out", walk)
     assert bad.returncode == 2 and "latent dimensions must be in 0..3" in bad.stderr

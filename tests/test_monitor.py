@@ -12,7 +12,7 @@ matplotlib.use("Agg")  # render off-screen; the library forces no backend
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from helpers import TINY_TRAIN_FLAGS, tiny_images, tiny_model  # noqa: E402
+from helpers import TINY_TRAIN_FLAGS, run_cli, tiny_images, tiny_model  # noqa: E402
 from split_vae.monitor import SplitGrids, is_chief  # noqa: E402
 
 
@@ -105,9 +105,9 @@ def test_bad_arguments_are_refused():
 
 
 @pytest.mark.slow
-def test_train_writes_grids_and_tensorboard_scalars_images_and_validation(tmp_path, cli):
+def test_train_writes_grids_and_tensorboard_scalars_images_and_validation(tmp_path):
     out, tb = tmp_path / "run", tmp_path / "tb"
-    cli("train", *TINY_TRAIN_FLAGS, "--epochs", "3", "--grid-every", "2", "--tensorboard",
+    run_cli("train", *TINY_TRAIN_FLAGS, "--epochs", "3", "--grid-every", "2", "--tensorboard",
         str(tb), "--validation", "test", "--out", str(out), check=True)
     assert sorted(os.listdir(out / "grids")) == [
         f"epoch_{e:04d}_{k}.png" for e in (2, 3) for k in ("generated", "reconstructed")]

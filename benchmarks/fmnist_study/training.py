@@ -16,8 +16,8 @@ import time
 
 import numpy as np
 
-from split_vae.training import (check_resumable, load_checkpoint, previous_path,
-                                save_checkpoint)
+from split_vae.checkpoint import (check_resumable, load_checkpoint, previous_path,
+                                  save_checkpoint)
 
 from . import SEEDS, WEIGHTS_DIR, WORK_DIR
 

@@ -2,7 +2,7 @@
 
 The test set's statistics are the same for every model measured against it:
 they are computed once and kept under `paths.cache_dir("fid")` (the cache root
-is `$SPLIT_VAE_CACHE_DIR`, see the README), in a file named by a key made of
+is `$SPLIT_VAE_CACHE_DIR`, see docs/data.md), in a file named by a key made of
 the images' bytes, the extractor's weights and architecture, and the
 preprocessing (`statistics_key`), so a cached entry can never describe other
 data. Files are written atomically.
