@@ -12,30 +12,32 @@ image on its own. Beside them: "real" (reference test images against as many
 training images), the FID of reconstructions, and the latent statistics
 (inactive variables, the variance law). The protocol is the paper's Section IV
 (GEN and GMM columns, the number of parameters) and Section V (the tables'
-columns, "mix"); the README's "Evaluation" section says how our FID differs.
+columns, "mix"); docs/evaluation.md says how our FID differs.
 
-This module takes a model it is given; `SplitVAE.resolve` reads one from a
+This module takes a model it is given; `loader.for_evaluation` reads one from a
 name or a path.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import warnings
 
 import keras
-import matplotlib.pyplot as plt
 import numpy as np
 from tqdm.auto import tqdm
 
 from . import checks, metrics, sampling
 from .fileio import atomic_write_json
-from .plotting import save_figure
+from .plotting import plot_fid_history
+from .split_kind import split_kind
 
 logger = logging.getLogger(__name__)
 
 PARTS = ("x_hat", "x1", "x2")
+SOURCES = ("gen", "gmm")  # samples from the prior, from the GMM fitted on z_mean
 
 
 # ---------------------------------------------------------------------------
@@ -91,91 +93,6 @@ def latent_statistics(z_mean, z_log_var, var_threshold: float = 0.05,
 
 
 # ---------------------------------------------------------------------------
-# The kind of split: syntactic or semantic
-# ---------------------------------------------------------------------------
-# The paper observes two decompositions: "syntactic", where sigma is a
-# high-frequency pattern (a checkerboard, stripes) and x1, x2 carry
-# complementary pixels, and "semantic", where sigma follows the image's
-# contours. They differ in where sigma's spatial energy lies: at the highest
-# frequencies for the first, at low ones for the second.
-SPLIT_KIND_CUTOFF = 0.25      # cycles/pixel: half of the Nyquist frequency 0.5
-SPLIT_KIND_THRESHOLD = 0.5    # above: most of sigma's energy is high-frequency
-SPLIT_KIND_MIN_VARIANCE = 1e-4  # below: sigma is (nearly) constant, no split
-
-
-def sigma_high_frequency_fraction(sigma, cutoff: float = SPLIT_KIND_CUTOFF):
-    """(fraction, variance): the share of sigma's spatial energy above `cutoff`.
-
-    The energy is the power spectrum of each map minus its own mean (2-D
-    DFT, Parseval), summed over the maps; frequencies are radial,
-    sqrt(fx^2 + fy^2) in cycles per pixel. A checkerboard has all its
-    energy at (0.5, 0.5), radius 0.71; a smooth map almost none above 0.25.
-    `variance` is the mean per-map variance of sigma (its total energy per
-    pixel).
-
-    Args:
-        sigma: array (N, H, W), (N, H, W, 1) or one map (H, W).
-    """
-    s = np.asarray(sigma, dtype=np.float64)
-    if s.ndim == 4 and s.shape[-1] == 1:
-        s = s[..., 0]
-    if s.ndim == 2:
-        s = s[None]
-    if s.ndim != 3 or s.shape[1] < 2 or s.shape[2] < 2 or len(s) == 0:
-        raise ValueError(
-            f"sigma must be maps (N, H, W), (N, H, W, 1) or (H, W) with H, W >= 2; "
-            f"received shape {np.shape(sigma)}")
-    if not np.isfinite(s).all():
-        raise ValueError("sigma contains NaN or inf")
-    if not 0.0 < cutoff < np.sqrt(0.5):
-        raise ValueError(f"cutoff must be in (0, 0.707) cycles/pixel, received {cutoff!r}")
-    s = s - s.mean(axis=(1, 2), keepdims=True)
-    power = np.abs(np.fft.fft2(s)) ** 2
-    fy = np.fft.fftfreq(s.shape[1])[:, None]
-    fx = np.fft.fftfreq(s.shape[2])[None, :]
-    high = np.sqrt(fx ** 2 + fy ** 2) > cutoff
-    total = float(power.sum())
-    variance = total / s.size / (s.shape[1] * s.shape[2])  # Parseval
-    fraction = float(power[:, high].sum() / total) if total > 0 else 0.0
-    return fraction, variance
-
-
-def split_kind(sigma, cutoff: float = SPLIT_KIND_CUTOFF,
-               threshold: float = SPLIT_KIND_THRESHOLD,
-               min_variance: float = SPLIT_KIND_MIN_VARIANCE) -> dict:
-    """Tell a "syntactic" split from a "semantic" one from sigma alone.
-
-    Syntactic: more than `threshold` of sigma's spatial energy lies above
-    `cutoff` cycles/pixel (a checkerboard or stripes). Semantic: the energy
-    is at lower frequencies (sigma follows shapes). "none": sigma is
-    nearly constant over each image (mean variance below `min_variance`),
-    so the model does not split; the output is one fixed blend of x1 and x2.
-
-    Args:
-        sigma: maps (N, H, W[, 1]) from `SplitVAE.decode`/`generate`/
-            `reconstruct` (key "sigma"), or one map (H, W).
-    Returns:
-        dict: kind, high_frequency_fraction, sigma_variance, sigma_mean,
-        and the cutoff and threshold used.
-
-    Example:
-    ```python
-    parts = model.reconstruct(test_images[:1000])
-    split_kind(parts["sigma"])["kind"]      # "syntactic", "semantic" or "none"
-    ```
-    """
-    fraction, variance = sigma_high_frequency_fraction(sigma, cutoff)
-    if variance < min_variance:
-        kind = "none"
-    else:
-        kind = "syntactic" if fraction > threshold else "semantic"
-    return {"kind": kind, "high_frequency_fraction": fraction,
-            "sigma_variance": variance, "sigma_mean": float(np.mean(sigma)),
-            "cutoff_cycles_per_pixel": cutoff, "threshold": threshold,
-            "n_maps": int(np.asarray(sigma).shape[0]) if np.ndim(sigma) >= 3 else 1}
-
-
-# ---------------------------------------------------------------------------
 # One evaluation
 # ---------------------------------------------------------------------------
 def mix_images(x1, x2) -> np.ndarray:
@@ -204,7 +121,11 @@ def evaluate_model(model, test_images, train_images=None, extractor="inception",
                    n_samples: int | None = None, gmm_components: int | None = None,
                    seed: int = 0, cache_dir: str | None = None, use_cache: bool = True,
                    batch_size: int = 256):
-    """FID GEN and GMM for x_hat, x1, x2, mix; real; reconstruction; latents.
+    """Fréchet and kernel distances, GEN and GMM, for x_hat, x1, x2, mix; real;
+    reconstruction; latents.
+
+    Every Fréchet distance has its kernel distance beside it (KID in
+    Inception features, "KD in <extractor>" in any other: `metrics.kid`).
 
     Args:
         model: a `SplitVAE` (split or vanilla; a vanilla one has x_hat only).
@@ -212,19 +133,98 @@ def evaluate_model(model, test_images, train_images=None, extractor="inception",
             test images); the GMM is fitted on their z_mean.
         train_images: images for the "real" row (test against train); None
             skips it.
-        extractor: "inception", "inception-random", a .keras path, a Keras
-            model or a `metrics.FeatureExtractor`.
+        extractor: "inception", "fid-inception", "inception-random", a .pth or
+            .keras path, a Keras model or a `metrics.FeatureExtractor`.
         n_samples: generated images per source; default len(test_images).
         gmm_components: default model.config.gmm_components.
-        seed: seeds the prior draw, the mixture's fit and its draw.
-        cache_dir, use_cache: where reference statistics are cached.
+        seed: seeds the prior draw, the mixture's fit and its draw, and the
+            kernel distance's subsets.
+        cache_dir, use_cache: where reference features are cached.
     Returns:
         (report, samples): report is a JSON-able dict; samples maps "gen"
         and "gmm" to the decoded dicts (sigma, x1, x2, x_hat, z).
     """
     t0 = time.time()
     ext = metrics.get_extractor(extractor)
-    metric = getattr(ext, "metric_name", "FID")  # FD-FMNIST for our classifier
+    metric = getattr(ext, "metric_name", "FD")
+    test_images, train_images = _checked_images(model, test_images, train_images)
+    n = len(test_images) if n_samples is None else int(n_samples)
+    if n < 2:
+        raise ValueError(f"n_samples must be at least 2, received {n}")
+    k = gmm_components if gmm_components is not None else model.config.gmm_components
+
+    with _steps(6 + (train_images is not None)) as step:
+        ref = _Reference(*metrics.reference_features(
+            test_images, ext, cache_dir, use_cache, desc="reference (test) features"), seed)
+        step("reference features")
+        fid, kid = {}, {}
+        if train_images is not None:
+            train_feats, _, _ = metrics.reference_features(
+                train_images, ext, cache_dir, use_cache, desc="real (train) features")
+            fid["real"], kid["real"] = ref.distances(train_feats)
+            step("real")
+
+        z_mean, z_log_var = model.encode(test_images, batch_size=batch_size, progress=True,
+                                         desc="encode reference")
+        latents = latent_statistics(z_mean, z_log_var)
+        rec = model.decode(z_mean, batch_size=batch_size, progress=True, desc="reconstruct")
+        fid["reconstruction"], kid["reconstruction"] = ref.distances(
+            ext.features(rec["x_hat"], desc="reconstruction x_hat"))
+        rec_mse = float(np.mean(np.square(rec["x_hat"] - test_images)))
+        kind = split_kind(rec["sigma"]) if "sigma" in rec else None
+        step("latents and reconstruction")
+
+        samples = {"gen": model.generate(n, seed=seed, batch_size=batch_size, progress=True,
+                                         desc="decode GEN")}
+        step("GEN samples")
+        gmm = sampling.fit_gmm(z_mean, k, seed=seed)
+        samples["gmm"] = sampling.gmm_generate(model, n=n, seed=seed, gmm=gmm,
+                                               batch_size=batch_size)
+        step("GMM samples")
+        for source in SOURCES:
+            fid[source], kid[source] = part_distances(ext, samples[source], ref,
+                                                      desc=source.upper())
+            step(f"{metric} {source.upper()}")
+
+    report = {
+        "note": ext.note,
+        "fid": fid,
+        "kid": kid,
+        "metric": metric,
+        "metric_protocol": getattr(ext, "protocol", f"FD in {ext.name}"),
+        "kid_name": getattr(ext, "kid_name", f"KD in {ext.name}"),
+        "reconstruction_mse": rec_mse,
+        "split_kind": kind,
+        "latent": latents,
+        "model": _model_summary(model),
+        "protocol": _protocol(ext, test_images, train_images, n, k, gmm, seed),
+        "seconds": round(time.time() - t0, 1),
+    }
+    report["protocol"]["kid"] = ref.kid_protocol(n)
+    return report, samples
+
+
+class _Reference:
+    """The reference set's features and statistics, and both distances to it."""
+
+    def __init__(self, features, mu, sigma, seed):
+        self.features, self.stats, self.seed = features, (mu, sigma), seed
+
+    def distances(self, features):
+        """(Fréchet distance, {"mean", "sd"} of the kernel distance) of features."""
+        fd = metrics.frechet_distance(*metrics.feature_statistics(features), *self.stats)
+        mean, sd = metrics.kernel_inception_distance(features, self.features, seed=self.seed)
+        return fd, {"mean": mean, "sd": sd}
+
+    def kid_protocol(self, n: int) -> dict:
+        return {"estimator": "unbiased MMD^2", "kernel": "(x . y / d + 1)^3",
+                "subsets": metrics.KID_SUBSETS,
+                "subset_size": metrics.kid_subset_size(n, len(self.features)),
+                "seed": self.seed}
+
+
+def _checked_images(model, test_images, train_images):
+    """The test and training images, checked against the model and each other."""
     test_images = checks.images(test_images, "test images")
     if tuple(test_images.shape[1:]) != tuple(model.image_shape):
         raise ValueError(f"test images have shape {test_images.shape[1:]}, the model "
@@ -235,90 +235,57 @@ def evaluate_model(model, test_images, train_images=None, extractor="inception",
             raise ValueError(
                 f"training images have shape {train_images.shape[1:]}, the test "
                 f"images {test_images.shape[1:]}")
-    n = len(test_images) if n_samples is None else int(n_samples)
-    if n < 2:
-        raise ValueError(f"n_samples must be at least 2, received {n}")
-    k = gmm_components if gmm_components is not None else model.config.gmm_components
+    return test_images, train_images
 
-    sources = ("gen", "gmm")
-    steps = tqdm(total=4 + (train_images is not None) + 2 * len(sources),
-                 desc="evaluation", unit="step")
 
-    def step(name):
-        steps.set_postfix_str(name)
-        steps.update(1)
+@contextlib.contextmanager
+def _steps(total: int):
+    """A tqdm bar of the evaluation's steps; yields `step(name)`, which advances it."""
+    with tqdm(total=total, desc="evaluation", unit="step") as bar:
+        def step(name):
+            bar.set_postfix_str(name)
+            bar.update(1)
 
-    with steps:
-        ref = metrics.reference_statistics(test_images, ext, cache_dir, use_cache,
-                                           desc="reference (test) features")
-        step("reference statistics")
-        fid = {}
-        if train_images is not None:
-            train_stats = metrics.reference_statistics(
-                train_images, ext, cache_dir, use_cache, desc="real (train) features")
-            fid["real"] = metrics.frechet_distance(*ref, *train_stats)
-            step("real")
+        yield step
 
-        z_mean, z_log_var = model.encode(test_images, batch_size=batch_size, progress=True,
-                                         desc="encode reference")
-        latents = latent_statistics(z_mean, z_log_var)
-        step("latent statistics")
 
-        rec = model.decode(z_mean, batch_size=batch_size, progress=True, desc="reconstruct")
-        fid["reconstruction"] = _fid(ext, rec["x_hat"], ref, "reconstruction x_hat")
-        rec_mse = float(np.mean(np.square(rec["x_hat"] - test_images)))
-        kind = split_kind(rec["sigma"]) if "sigma" in rec else None
-        step("reconstruction")
+def part_distances(extractor, parts: dict, ref, desc: str):
+    """Fréchet and kernel distances of x_hat, x1, x2 (those present) and mix to
+    the reference `ref` (an `_Reference`): two dicts keyed by part."""
+    feats = part_features(extractor, parts, desc=desc)
+    pairs = {key: ref.distances(f) for key, f in feats.items()}
+    return ({k: v[0] for k, v in pairs.items()}, {k: v[1] for k, v in pairs.items()})
 
-        samples = {"gen": model.generate(n, seed=seed, batch_size=batch_size, progress=True,
-                                         desc="decode GEN")}
-        step("GEN samples")
-        gmm = sampling.fit_gmm(z_mean, k, seed=seed)
-        samples["gmm"] = sampling.gmm_generate(model, n=n, seed=seed, gmm=gmm,
-                                               batch_size=batch_size)
-        step("GMM samples")
-        for source in sources:
-            feats = part_features(ext, samples[source], desc=source.upper())
-            fid[source] = {key: metrics.frechet_distance(*metrics.feature_statistics(f),
-                                                         *ref)
-                           for key, f in feats.items()}
-            step(f"{metric} {source.upper()}")
 
-    report = {
-        "note": ext.note,
-        "fid": fid,
-        "metric": metric,
-        "reconstruction_mse": rec_mse,
-        "split_kind": kind,
-        "latent": latents,
-        "model": {"parameters": int(model.count_params()), "split": bool(model.config.split),
-                  "latent_dim": int(model.latent_dim),
-                  "image_shape": list(model.image_shape),
-                  "config": model.config.to_dict()},
-        "protocol": {
-            "extractor": ext.name,
-            "extractor_fingerprint": ext.fingerprint(),
-            "feature_dim": ext.dim,
-            "preprocessing": ext.preprocessing(),
-            "n_reference": int(len(test_images)),
-            "n_real_train": None if train_images is None else int(len(train_images)),
-            "n_samples": n,
-            "gmm": {"components": int(k), "covariance": "full", "max_iter": 200,
-                    "fitted_on": "z_mean of the reference images", "seed": seed,
-                    "em_iterations": int(gmm.n_iter_), "converged": bool(gmm.converged_)},
-            "seed": seed,
-            "gen": "z ~ N(0, I)",
-            "mix": "x1 for the first half of the samples, x2 for the second",
-            "real": "reference (test) images against as many training images",
-            "reconstruction": "x_hat decoded from z_mean of the reference images",
-            "split_kind": "from sigma of the reconstructions of the reference images "
-                          "(split_vae.evaluation.split_kind)",
-            "statistics": "float64 mean and covariance (ddof=1); Fréchet distance from "
-                          "the eigenvalues of a symmetric form of S1 S2",
-        },
-        "seconds": round(time.time() - t0, 1),
+def _model_summary(model) -> dict:
+    return {"parameters": int(model.count_params()), "split": bool(model.config.split),
+            "latent_dim": int(model.latent_dim), "image_shape": list(model.image_shape),
+            "config": model.config.to_dict()}
+
+
+def _protocol(ext, test_images, train_images, n: int, k: int, gmm, seed) -> dict:
+    """What was measured and how: the report's "protocol" entry."""
+    return {
+        "extractor": ext.name,
+        "extractor_fingerprint": ext.fingerprint(),
+        "feature_dim": ext.dim,
+        "preprocessing": ext.preprocessing(),
+        "n_reference": int(len(test_images)),
+        "n_real_train": None if train_images is None else int(len(train_images)),
+        "n_samples": n,
+        "gmm": {"components": int(k), "covariance": "full", "max_iter": int(gmm.max_iter),
+                "fitted_on": "z_mean of the reference images", "seed": seed,
+                "em_iterations": int(gmm.n_iter_), "converged": bool(gmm.converged_)},
+        "seed": seed,
+        "gen": "z ~ N(0, I)",
+        "mix": "x1 for the first half of the samples, x2 for the second",
+        "real": "reference (test) images against as many training images",
+        "reconstruction": "x_hat decoded from z_mean of the reference images",
+        "split_kind": "from sigma of the reconstructions of the reference images "
+                      "(split_vae.split_kind.split_kind)",
+        "statistics": "float64 mean and covariance (ddof=1); Fréchet distance from "
+                      "the eigenvalues of a symmetric form of S1 S2",
     }
-    return report, samples
 
 
 def _fid(ext, images, ref, desc: str) -> float:
@@ -332,30 +299,56 @@ def _fmt(v: float) -> str:
     return f"{v:.2f}" if abs(v) >= 1 else f"{v:.3g}"
 
 
+def _fmt_kid(v: dict) -> str:
+    return f"{v['mean']:.3g}±{v['sd']:.1g}"
+
+
+def _distance_rows(report: dict, keys, width: int) -> list:
+    """The table's rows: each source's Fréchet distances, then their kernel ones."""
+    fid, kid = report["fid"], report.get("kid")
+    label = report.get("metric", "FD")
+    kid_label = "KID" if report.get("kid_name") == "KID" else "KD"
+    col = 16 if kid else 10
+    rows = []
+    for source in SOURCES:
+        rows.append(f"{label + ' ' + source.upper():>{width}}"
+                    + "".join(f"{_fmt(fid[source][k]):>{col}}" for k in keys))
+        if kid:
+            rows.append(f"{kid_label + ' ' + source.upper():>{width}}"
+                        + "".join(f"{_fmt_kid(kid[source][k]):>{col}}" for k in keys))
+    for key, name in (("real", "real"), ("reconstruction", "rec")):
+        if key in fid:
+            rows.append(f"{label + ' ' + name:>{width}}{_fmt(fid[key]):>{col}}")
+            if kid:
+                rows.append(f"{kid_label + ' ' + name:>{width}}{_fmt_kid(kid[key]):>{col}}")
+    return [f"{'':>{width}}" + "".join(f"{k:>{col}}" for k in keys)] + rows
+
+
 def format_report(report: dict) -> str:
-    """A short table of the report's FIDs, with the note on comparability."""
-    fid = report["fid"]
-    label = report.get("metric", "FID")
+    """A short table of the report's distances, named by their protocol, with the
+    note on comparability (once)."""
+    keys = [k for k in ("x_hat", "x1", "x2", "mix") if k in report["fid"]["gen"]]
+    label = report.get("metric", "FD")
     width = max(14, len(label) + 5)
-    keys = [k for k in ("x_hat", "x1", "x2", "mix") if k in fid["gen"]]
-    lines = [f"{'':>{width}}" + "".join(f"{k:>10}" for k in keys)]
-    for source in ("gen", "gmm"):
-        lines.append(f"{label + ' ' + source.upper():>{width}}"
-                     + "".join(f"{_fmt(fid[source][k]):>10}" for k in keys))
-    if "real" in fid:
-        lines.append(f"{label + ' real':>{width}}{_fmt(fid['real']):>10}")
-    lines.append(f"{label + ' rec':>{width}}{_fmt(fid['reconstruction']):>10}")
+    protocol = report.get("metric_protocol", label)
+    lines = [f"{protocol}; extractor {report['protocol']['extractor']}"]
+    if report.get("kid"):
+        sizes = report["protocol"].get("kid", {})
+        lines[0] += (f"; {report['kid_name']}: unbiased MMD², mean±sd over "
+                     f"{sizes.get('subsets')} subsets of {sizes.get('subset_size')}")
+    lines += _distance_rows(report, keys, width)
     if report.get("split_kind"):
         sk = report["split_kind"]
         lines.append(f"split kind: {sk['kind']} ({100 * sk['high_frequency_fraction']:.1f}% "
                      f"of sigma's energy above {sk['cutoff_cycles_per_pixel']} cycles/pixel; "
                      f"syntactic above {100 * sk['threshold']:.0f}%)")
     lat = report["latent"]
+    th = lat.get("thresholds", {})
     lines.append(f"inactive latent variables: {lat['inactive_by_variance']}/"
-                 f"{lat['latent_dim']} (var z_mean < 0.05), "
+                 f"{lat['latent_dim']} (var z_mean < {th.get('var_z_mean_below', 0.05):g}), "
                  f"{lat['inactive_by_posterior_variance']}/{lat['latent_dim']} "
-                 f"(mean exp(z_log_var) > 0.95); variance law mean "
-                 f"{lat['variance_law_mean']:.3f}")
+                 f"(mean exp(z_log_var) > {th.get('mean_exp_z_log_var_above', 0.95):g}); "
+                 f"variance law mean {lat['variance_law_mean']:.3f}")
     lines.append(f"parameters: {report['model']['parameters']:,}")
     lines.append(f"note: {report['note']}")
     return "\n".join(lines)
@@ -444,25 +437,10 @@ class FIDHistory(keras.callbacks.Callback):
             self.plot(self.plot_path)
 
     def plot(self, path: str | None = None):
-        """Distance against epoch for x_hat, x1, x2; returns the Figure."""
-        fig, ax = plt.subplots(figsize=(6, 4))
-        styles = {"x_hat": "-o", "x1": "--s", "x2": ":^"}
-        labels = {"x_hat": "x̂", "x1": "x̂₁", "x2": "x̂₂"}
-        for k in PARTS:
-            if self.history.get(k):
-                ax.plot(self.history["epoch"], self.history[k], styles[k], label=labels[k])
-        ax.set_xlabel("epoch")
+        """Distance against epoch for x_hat, x1, x2 (`plotting.plot_fid_history`);
+        returns the Figure."""
         name = self._ext.name if self._ext is not None else str(self.extractor_spec)
-        ax.set_ylabel("FID" if name == "inception" else f"Fréchet distance ({name})")
-        ax.set_title("Keras InceptionV3 FID (not comparable with pytorch-fid)"
-                     if name == "inception" else f"Fréchet distance, extractor {name}",
-                     fontsize=9)
-        ax.legend()
-        ax.grid(alpha=0.3)
-        fig.tight_layout()
-        if path is not None:
-            save_figure(fig, path)
-        return fig
+        return plot_fid_history(self.history, name, path)
 
 
 def write_report(report: dict, path: str) -> None:

@@ -8,91 +8,25 @@ images x1, x2, composed as x_hat = sigma*x1 + (1-sigma)*x2. The loss is the
 ordinary VAE loss on x_hat, with the reconstruction error divided by gamma, a
 running estimate of the reconstruction MSE (see `training.GammaBalance`).
 
-This module is the top of the model's import graph: it builds models from
-built-in presets, preset directories (`presets`), published weights
-(`presets.fetch`), `.keras` files and the authors' Keras 2 checkpoints
-(`legacy`), none of which imports it back. `SplitVAE.resolve` is the one
-place where a name or a path becomes a model.
+The networks (encoder, latent block, decoder) and the composition
+`split_output` are built in `networks`; reading a model from a name or a
+file is in `loader` (`SplitVAE.from_*` are thin calls into it); the batched
+numpy path of `encode`/`decode` is in `inference`.
 """
 
 from __future__ import annotations
 
 import math
-import os
-import warnings
-import weakref
 
 import keras
 import numpy as np
-from keras import layers, ops
-from tqdm.auto import tqdm
+from keras import ops
 
-from . import checks, legacy, presets
-from .blocks import dense_block, scale_block
-from .config import PRESETS, SplitVAEConfig, get_preset
-from .distribute import per_replica_loss, replica_normal, replicas_in_sync, step_logs
+from . import checks, inference, loader, presets
+from .config import SplitVAEConfig, get_preset
+from .distribute import per_replica_loss, replicas_in_sync, step_logs
+from .networks import PACKAGE, build_decoder, build_encoder, build_latent, split_output
 from .precision import check_device_supports, dtype_policy
-
-PACKAGE = "split_vae"
-
-
-# ---------------------------------------------------------------------------
-# Layers and pure functions
-# ---------------------------------------------------------------------------
-@keras.saving.register_keras_serializable(package=PACKAGE)
-class Sampling(layers.Layer):
-    """z = z_mean + eps * exp(z_log_var / 2) when training, z_mean otherwise.
-
-    The original samples always; sampling only in training makes
-    reconstruction and `model(x)` deterministic, which the loss does not see.
-    """
-
-    def __init__(self, seed=None, **kwargs):
-        super().__init__(**kwargs)
-        self.seed = seed
-        self.seed_generator = keras.random.SeedGenerator(seed)
-
-    def call(self, inputs, training=None):
-        z_mean, z_log_var = inputs
-        if not training:
-            return z_mean
-        # The noise in z's dtype: bfloat16/float16 under a mixed policy.
-        # On several replicas, each keeps its rows of the global batch's noise.
-        eps = replica_normal(ops.shape(z_mean), z_mean.dtype, self.seed_generator)
-        return z_mean + eps * ops.exp(0.5 * z_log_var)
-
-    def compute_output_shape(self, input_shape):
-        return input_shape[0]
-
-    # Keras saves no SeedGenerator state; keeping it makes a resumed run draw
-    # the same noise as an uninterrupted one.
-    def save_own_variables(self, store):
-        store["seed_state"] = ops.convert_to_numpy(self.seed_generator.state)
-
-    def load_own_variables(self, store):
-        if "seed_state" in list(store.keys()):
-            self.seed_generator.state.assign(np.asarray(store["seed_state"]))
-
-    def get_config(self):
-        config = super().get_config()
-        config.update({"seed": self.seed})
-        return config
-
-
-def split_output(decoded, channels: int, split: bool = True) -> dict:
-    """Split the decoder's output into sigma, x1, x2 and compose x_hat.
-
-    Channel 0 is sigma, 1..C is x1, C+1..2C is x2 (the original's layout);
-    sigma broadcasts over the C channels. A vanilla decoder (split=False)
-    returns its C channels as x_hat alone.
-    """
-    if not split:
-        return {"x_hat": decoded}
-    sigma = decoded[..., 0:1]
-    x1 = decoded[..., 1:1 + channels]
-    x2 = decoded[..., 1 + channels:1 + 2 * channels]
-    x_hat = sigma * x1 + (1.0 - sigma) * x2
-    return {"sigma": sigma, "x1": x1, "x2": x2, "x_hat": x_hat}
 
 
 def vae_loss_terms(x, x_hat, z_mean, z_log_var, gamma, beta) -> dict:
@@ -100,9 +34,8 @@ def vae_loss_terms(x, x_hat, z_mean, z_log_var, gamma, beta) -> dict:
 
     Per sample: 0.5 * sum((x - x_hat)^2) / gamma + beta * KL with
     KL = 0.5 * sum(z_mean^2 + exp(z_log_var) - 1 - z_log_var) (the paper's
-    Section II-A, equation 4; gamma and beta as in the README's "The loss and
-    the balance"); the loss is the
-    batch mean. Also returns the batch reconstruction MSE (per pixel) and the
+    Section II-A, equation 4; gamma and beta as in docs/model.md, "The loss and
+    the balance"); the loss is the batch mean. Also returns the batch reconstruction MSE (per pixel) and the
     batch mean KL, which the training logs show. Everything is computed in
     float32, whatever the dtype of the network's outputs (mixed precision).
     """
@@ -135,73 +68,13 @@ class LastValue(keras.metrics.Metric):
         self.value.assign(ops.cast(value, self.value.dtype))
 
     def result(self):
-        return ops.convert_to_tensor(self.value)
+        # A copy: under TensorFlow, convert_to_tensor of a variable is the
+        # variable itself, and fit() reads the epoch's logs after validation
+        # has overwritten it (the history showed the validation value).
+        return ops.copy(self.value)
 
     def reset_state(self):
         self.value.assign(0.0)
-
-
-# ---------------------------------------------------------------------------
-# The three sub-models of the original, in its order
-# ---------------------------------------------------------------------------
-def build_encoder(config: SplitVAEConfig, sync_bn: bool = False) -> keras.Model:
-    """Image -> embedding: strided convs with scale blocks, GAP, dense block.
-
-    sync_bn: BatchNorm statistics over every replica (see blocks.batch_norm).
-    """
-    c = config
-    x_in = keras.Input(shape=c.image_shape, name="image")
-    dim = c.base_dim
-    y = layers.Conv2D(dim, c.kernel_size, strides=2, padding="same",
-                      name="enc_conv_in")(x_in)
-    for i in range(c.num_scale - 1):
-        y = scale_block(y, dim, c.block_per_scale, c.depth_per_block,
-                        c.kernel_size, name=f"enc_scale{i}", bn_momentum=c.bn_momentum,
-                        synchronized=sync_bn)
-        dim *= 2
-        y = layers.Conv2D(dim, c.kernel_size, strides=2, padding="same",
-                          name=f"enc_down{i}")(y)
-    y = layers.GlobalAveragePooling2D(name="enc_pool")(y)
-    emb = dense_block(y, c.emb_dim, c.depth_per_block, name="enc_dense",
-                      bn_momentum=c.bn_momentum, synchronized=sync_bn)
-    return keras.Model(x_in, emb, name="encoder")
-
-
-def build_latent(config: SplitVAEConfig, seed=None) -> keras.Model:
-    """Embedding -> [embedding of z, z, z_mean, z_log_var].
-
-    The Dense named "to_embedding" is the one that maps prior or GMM samples
-    to embeddings at generation time.
-    """
-    emb = keras.Input(shape=(config.emb_dim,), name="embedding")
-    z_mean = layers.Dense(config.latent_dim, name="z_mean")(emb)
-    z_log_var = layers.Dense(config.latent_dim, name="z_log_var")(emb)
-    z = Sampling(seed=seed, name="sampling")([z_mean, z_log_var])
-    emb_hat = layers.Dense(config.emb_dim, name="to_embedding")(z)
-    return keras.Model(emb, [emb_hat, z, z_mean, z_log_var], name="latent")
-
-
-def build_decoder(config: SplitVAEConfig, sync_bn: bool = False) -> keras.Model:
-    """Embedding -> 4x4 map -> transposed convs with scale blocks -> image(s).
-
-    The last convolution and its sigmoid run in float32 under any precision
-    policy (a C- or 2C+1-channel layer: cheap), so sigma, x1, x2 and their
-    composition are float32, as the loss is.
-    """
-    c = config
-    dims, scales = c.decoder_dims()
-    emb = keras.Input(shape=(c.emb_dim,), name="embedding")
-    y = layers.Dense(16 * dims[0], name="dec_dense_in")(emb)
-    y = layers.Reshape((4, 4, dims[0]), name="dec_reshape")(y)
-    for i in range(len(scales) - 1):
-        y = layers.Conv2DTranspose(dims[i + 1], c.kernel_size, strides=2,
-                                   padding="same", name=f"dec_up{i}")(y)
-        y = scale_block(y, dims[i + 1], c.block_per_scale, c.depth_per_block,
-                        c.kernel_size, name=f"dec_scale{i}", bn_momentum=c.bn_momentum,
-                        synchronized=sync_bn)
-    out = layers.Conv2D(c.output_channels, c.kernel_size, padding="same",
-                        activation="sigmoid", dtype="float32", name="dec_out")(y)
-    return keras.Model(emb, out, name="decoder")
 
 
 # ---------------------------------------------------------------------------
@@ -411,13 +284,7 @@ class SplitVAE(keras.Model):
             _, _, z_mean, z_log_var = self.latent(self.encoder(x, training=False))
             return z_mean, z_log_var
         x = checks.images(x, image_shape=self.image_shape)
-        encoder = _inference_models(self)["encode"]
-        means, logvars = [], []
-        for i in _batches(len(x), batch_size, progress, desc):
-            m, v = encoder.predict_on_batch(x[i:i + batch_size])
-            means.append(ops.convert_to_numpy(m))
-            logvars.append(ops.convert_to_numpy(v))
-        return _concat(means, (0, self.latent_dim)), _concat(logvars, (0, self.latent_dim))
+        return inference.encode(self, x, batch_size, progress, desc)
 
     def embed_latent(self, z, training=False):
         """The Dense that maps latent vectors back to embeddings."""
@@ -437,14 +304,8 @@ class SplitVAE(keras.Model):
             raise ValueError(
                 f"decode expects latent vectors of shape (N, {self.latent_dim}), "
                 f"received {z.shape}")
-        decoder = _inference_models(self)["decode"]
-        parts = [
-            {k: ops.convert_to_numpy(v) for k, v in split_output(
-                decoder.predict_on_batch(z[i:i + batch_size]), self.config.channels,
-                self.config.split).items()}
-            for i in _batches(len(z), batch_size, progress, desc)
-        ]
-        return _stack_dicts(parts, self._part_shapes())
+        decoded = inference.decode(self, z, batch_size, progress, desc)
+        return split_output(decoded, self.config.channels, self.config.split)
 
     def reconstruct(self, x, batch_size: int = 256) -> dict:
         """Decode z_mean of images: dict of sigma, x1, x2, x_hat."""
@@ -489,110 +350,17 @@ class SplitVAE(keras.Model):
             math.prod(w.shape) for sub in (self.encoder, self.latent, self.decoder)
             for w in sub.weights))
 
-    def _part_shapes(self):
-        h, w, c = self.image_shape
-        if not self.config.split:
-            return {"x_hat": (0, h, w, c)}
-        return {"sigma": (0, h, w, 1), "x1": (0, h, w, c), "x2": (0, h, w, c),
-                "x_hat": (0, h, w, c)}
-
     # --- construction and config --------------------------------------
-    @classmethod
-    def resolve(cls, spec, builtin: str = "untrained", cache_dir=None,
-                **kwargs) -> tuple["SplitVAE", str]:
-        """A model from anything that names one, and a description of what was read.
-
-        Args:
-            spec: str or PathLike: a preset directory (config.json,
-                model.weights.h5, metadata.json), a `.keras` file, a Keras 2
-                `.h5`/`.hdf5` checkpoint of the authors' code (its
-                configuration inferred from its shapes), a name of
-                `presets.REGISTRY` (published weights, downloaded once), or a
-                built-in preset name of `config.PRESETS` (untrained).
-            builtin: what a built-in preset name gives.
-                "untrained" (`from_preset`): the untrained model; the name
-                wins over a directory of that name (write "./mnist" for the
-                directory). "warn" (the evaluate command): a directory of
-                that name wins, otherwise the untrained model with a
-                UserWarning. "refuse" (`from_pretrained`): a directory of that
-                name wins, otherwise a ValueError pointing at `from_preset`.
-            cache_dir: the folder published weights are downloaded to
-                (default `paths.cache_dir("weights")`).
-            **kwargs: constructor arguments (e.g. `seed`), for every source
-                but a `.keras` file, which holds its own.
-
-        Returns:
-            (model, description), e.g. (model, "preset directory runs/x").
-
-        Raises:
-            FileNotFoundError: a path that does not exist, or a preset
-                directory that lacks a file.
-            ValueError: a file or directory that is not a model of ours, or
-                a name that is none of the above (the names known listed).
-        """
-        if builtin not in ("untrained", "warn", "refuse"):
-            raise ValueError(
-                f"builtin must be 'untrained', 'warn' or 'refuse', received {builtin!r}")
-        if not isinstance(spec, (str, os.PathLike)):
-            raise ValueError(f"a model is named by a string or a path, received "
-                             f"{type(spec).__name__}")
-        if builtin == "untrained" and isinstance(spec, str) and spec in PRESETS:
-            return cls(get_preset(spec), **kwargs), f"untrained preset {spec}"
-        path = os.fspath(spec)
-        if isinstance(spec, os.PathLike) or os.path.exists(path):
-            return cls._from_path(path, **kwargs)
-        if spec in PRESETS:
-            if builtin == "refuse":
-                raise ValueError(
-                    f"{spec!r} is a built-in configuration without published weights: use "
-                    f"SplitVAE.from_preset({spec!r}) for an untrained model. Published "
-                    f"weights: {sorted(presets.REGISTRY)}")
-            warnings.warn(f"{spec!r} is a built-in preset: the model is UNTRAINED, its "
-                          "numbers describe random weights", stacklevel=2)
-            return cls(get_preset(spec), **kwargs), f"untrained preset {spec}"
-        if spec in presets.REGISTRY:
-            downloaded = presets.fetch(spec, cache_dir=cache_dir)
-            fields = presets.pretrained_fields(presets.REGISTRY[spec])
-            model = cls.from_legacy_h5(downloaded, config=fields, **kwargs)
-            return model, f"published weights {spec} ({downloaded})"
-        if os.sep in path or path.endswith((".keras", ".h5", ".hdf5")):
-            raise FileNotFoundError(f"no such file or directory: {path}")
-        raise ValueError(
-            f"cannot read a model from {spec!r}: it is neither a file, a directory, a "
-            f"built-in preset (presets: {sorted(PRESETS)}) nor published weights "
-            f"(published weights: {sorted(presets.REGISTRY)})")
-
-    @classmethod
-    def _from_path(cls, path: str, **kwargs) -> tuple["SplitVAE", str]:
-        if os.path.isdir(path):
-            return presets.load_preset_dir(path, cls, **kwargs), f"preset directory {path}"
-        if not os.path.exists(path):
-            raise FileNotFoundError(f"no such file or directory: {path}")
-        if path.endswith(".keras"):
-            if kwargs:
-                raise ValueError(f"{path} holds a whole model: constructor arguments "
-                                 f"{sorted(kwargs)} cannot apply to it")
-            model = keras.saving.load_model(path, compile=False)
-            if not isinstance(model, SplitVAE):
-                raise ValueError(f"Keras file {path} holds a {type(model).__name__}, "
-                                 "not a SplitVAE")
-            return model, f"Keras file {path}"
-        if path.endswith(".weights.h5"):
-            raise ValueError(
-                f"{path} is a Keras 3 weights file, which needs its configuration: keep it "
-                f"in a preset directory with {presets.CONFIG_FILE} (see save_to_preset)")
-        return cls.from_legacy_h5(path, **kwargs), f"legacy HDF5 weights {path}"
-
     @classmethod
     def from_preset(cls, name, cache_dir=None, **kwargs) -> "SplitVAE":
         """A model from a built-in preset name (untrained) or a saved model.
 
         A built-in name wins over a directory of the same name in the working
         directory; write "./mnist" to mean the directory. Whatever else
-        `resolve` reads (a preset directory, a `.keras` or legacy file,
-        published weights) is read too. `kwargs` go to the constructor.
+        `from_pretrained` reads (a preset directory, a `.keras` or legacy
+        file, published weights) is read too. `kwargs` go to the constructor.
         """
-        return cls.resolve(name, builtin="untrained", cache_dir=cache_dir, **kwargs)[0]
+        return loader.from_preset(cls, name, cache_dir=cache_dir, **kwargs)[0]
 
     @classmethod
     def from_pretrained(cls, name_or_path, cache_dir=None, **kwargs) -> "SplitVAE":
@@ -613,8 +381,7 @@ class SplitVAE(keras.Model):
         otherwise inferred from the file. gamma starts at 1: call
         `model.estimate_gamma(images)` before training further.
         """
-        return cls.resolve(name_or_path, builtin="refuse", cache_dir=cache_dir,
-                           **kwargs)[0]
+        return loader.from_pretrained(cls, name_or_path, cache_dir=cache_dir, **kwargs)[0]
 
     @classmethod
     def from_legacy_h5(cls, path, config=None, **kwargs) -> "SplitVAE":
@@ -649,12 +416,7 @@ class SplitVAE(keras.Model):
         z_mean, z_log_var = model.encode(images)
         ```
         """
-        checkpoint = legacy.LegacyCheckpoint.read(path)
-        if config is None or isinstance(config, dict):
-            config = checkpoint.infer_config(**(config or {}))
-        model = cls(config, **kwargs)
-        checkpoint.load_into(model)
-        return model
+        return loader.from_legacy_h5(cls, path, config=config, **kwargs)
 
     def save_to_preset(self, preset_dir, dataset=None, source=None) -> str:
         """Write config.json, model.weights.h5 and metadata.json to preset_dir,
@@ -673,46 +435,6 @@ class SplitVAE(keras.Model):
         return cls(SplitVAEConfig.from_dict(cfg), **config)
 
 
-# Functional views of a model for batched numpy inference, kept outside the
-# model so that Keras neither tracks nor saves them (they share its layers).
-# predict_on_batch runs them as one compiled step. Encoding and decoding 1,000
-# images with the mnist preset on 2 CPU cores: 15.3 s and a 2.1 GB peak when
-# the layers were called eagerly, 11.6 s and 1.2 GB this way.
-_INFERENCE = weakref.WeakKeyDictionary()
-
-
-def _inference_models(model: SplitVAE) -> dict:
-    if model not in _INFERENCE:
-        x = keras.Input(shape=model.image_shape)
-        _, _, z_mean, z_log_var = model.latent(model.encoder(x))
-        z = keras.Input(shape=(model.latent_dim,))
-        decoded = model.decoder(model.embed_latent(z))
-        _INFERENCE[model] = {"encode": keras.Model(x, [z_mean, z_log_var]),
-                             "decode": keras.Model(z, decoded)}
-    return _INFERENCE[model]
-
-
-def _batches(n: int, batch_size: int, progress: bool, desc: str):
-    """Start indices of the batches of n items, under a tqdm bar if progress."""
-    batch_size = checks.integer(batch_size, "batch_size")
-    starts = range(0, n, batch_size)
-    if not progress:
-        yield from starts
-        return
-    with tqdm(total=n, desc=desc, unit="img", leave=False) as bar:
-        for i in starts:
-            yield i
-            bar.update(min(int(batch_size), n - i))
-
-
-def _concat(arrays, empty_shape):
-    return np.concatenate(arrays) if arrays else np.zeros(empty_shape, "float32")
-
-
-def _stack_dicts(parts, empty_shapes):
-    return {k: _concat([p[k] for p in parts], shape) for k, shape in empty_shapes.items()}
-
-
-# The public name of the legacy reader since the first release (README,
+# The public name of the legacy reader since the first release (docs/weights.md,
 # weights/README.md): the same classmethod, bound to SplitVAE.
 load_legacy_h5 = SplitVAE.from_legacy_h5

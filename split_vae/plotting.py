@@ -14,6 +14,7 @@ import numpy as np
 
 from .fileio import atomic_write
 
+PART_ROWS = ("sigma", "x1", "x2", "x_hat")
 ROW_LABELS = {"input": "x", "sigma": "σ", "x1": "x̂₁", "x2": "x̂₂", "x_hat": "x̂"}
 
 
@@ -37,26 +38,81 @@ def plot_split_grid(parts: dict, path: str | None = None, n: int = 10,
         the matplotlib Figure.
     """
     rows = [("input", inputs)] if inputs is not None else []
-    rows += [(k, parts[k]) for k in ("sigma", "x1", "x2", "x_hat") if k in parts]
+    rows += [(k, parts[k]) for k in PART_ROWS if k in parts]
     if not rows:
         raise ValueError(f"nothing to plot: parts has keys {sorted(parts)}")
     n = min(n, len(rows[-1][1]))
     if n < 1:
         raise ValueError("nothing to plot: zero samples")
-    fig, axes = plt.subplots(len(rows), n, figsize=(1.1 * n + 0.6, 1.1 * len(rows) + 0.4),
+    fig, axes = _image_rows([(ROW_LABELS.get(k, k), images) for k, images in rows], n)
+    if title:
+        fig.suptitle(title)
+    return _finish(fig, path)
+
+
+def _image_rows(rows, n: int, cell: float = 1.1, left: float = 0.6, top: float = 0.4):
+    """A figure of len(rows) x n images; rows are (label, images), label left of column 0.
+
+    cell, left and top are inches: an image's side, the room for the labels
+    and the room above the images."""
+    fig, axes = plt.subplots(len(rows), n, figsize=(cell * n + left, cell * len(rows) + top),
                              squeeze=False)
-    for r, (key, images) in enumerate(rows):
+    for r, (label, images) in enumerate(rows):
         for c in range(n):
             ax = axes[r][c]
             _show(ax, _as_image(images[c]))
             ax.set_xticks([])
             ax.set_yticks([])
             if c == 0:
-                ax.set_ylabel(ROW_LABELS.get(key, key), rotation=0, labelpad=14,
-                              fontsize=12, va="center")
+                ax.set_ylabel(label, rotation=0, labelpad=14, fontsize=12, va="center")
+    return fig, axes
+
+
+def plot_walks(walks, path: str | None = None, parts=None, title: str | None = None,
+               step_format: str = "{:.3g}"):
+    """Latent walks (`explore.interpolate` / `traverse`): one column per step.
+
+    Each walk is a block of rows sigma, x1, x2, x_hat (or the keys in
+    `parts`), headed by its label; a walk that changes nothing
+    (`walk.active` False: an inactive variable) has its label in red and
+    marked "inactive". The columns are headed by the step values of the
+    first walk. Returns the Figure (written atomically to path if given).
+    """
+    walks = list(walks)
+    if not walks:
+        raise ValueError("nothing to plot: no walks")
+    keys = [k for k in (parts or PART_ROWS) if k in walks[0].parts]
+    if not keys:
+        raise ValueError(f"nothing to plot: the walks have parts {sorted(walks[0].parts)}, "
+                         f"asked for {list(parts)}")
+    rows = [(ROW_LABELS[k], w.parts[k]) for w in walks for k in keys]
+    n = len(walks[0].steps)
+    cell = 1.1 if len(rows) <= 8 else 0.75
+    title_room = 0.55 if title else 0.0
+    fig, axes = _image_rows(rows, n, cell=cell, left=1.6, top=0.7 + title_room)
+    for c, value in enumerate(walks[0].steps):
+        axes[0][c].set_title(step_format.format(value), fontsize=10)
+    for i, w in enumerate(walks):
+        text = f"{w.label}\nchange {w.change:.2f}" + ("" if w.active else "\ninactive")
+        axes[i * len(keys)][0].annotate(
+            text, xy=(0, 1), xycoords="axes fraction", xytext=(-3.2, 0),
+            textcoords="offset fontsize", ha="right", va="top", fontsize=10,
+            color="black" if w.active else "tab:red", fontweight="bold")
     if title:
         fig.suptitle(title)
-    return _finish(fig, path)
+    # Room above the step headers for the title, whatever the figure's height.
+    fig.tight_layout(rect=(0, 0, 1, 1 - title_room / fig.get_figheight()))
+    if path is not None:
+        save_figure(fig, path)
+    return fig
+
+
+def walk_title(what: str, split: dict | None) -> str:
+    """A walk figure's title: what it shows, and the split kind along it."""
+    if split is None:
+        return f"{what} (vanilla VAE: no split)"
+    return (f"{what}\nsplit along the path: {split['kind']} (high-frequency share of "
+            f"σ {split['high_frequency_fraction']:.2f})")
 
 
 def plot_square_grid(images: np.ndarray, path: str | None = None, side: int = 10,
@@ -82,6 +138,36 @@ def plot_square_grid(images: np.ndarray, path: str | None = None, side: int = 10
     return _finish(fig, path)
 
 
+def plot_fid_history(history: dict, extractor_name: str, path: str | None = None):
+    """Fréchet distance against epoch for x_hat, x1, x2 (the paper's Figure 11).
+
+    Args:
+        history: {"epoch": [...], "x_hat": [...], "x1": [...], "x2": [...]}, as
+            `evaluation.FIDHistory.history` (x_hat alone for a vanilla model).
+        extractor_name: "inception" labels the axis FID; any other name is
+            shown as the extractor of a Fréchet distance.
+        path: PNG to write (atomically); None returns the figure unsaved.
+    Returns:
+        the matplotlib Figure.
+    """
+    fig, ax = plt.subplots(figsize=(6, 4))
+    styles = {"x_hat": "-o", "x1": "--s", "x2": ":^"}
+    for k in ("x_hat", "x1", "x2"):
+        if history.get(k):
+            ax.plot(history["epoch"], history[k], styles[k], label=ROW_LABELS[k])
+    ax.set_xlabel("epoch")
+    inception = extractor_name == "inception"
+    ax.set_ylabel("FID" if inception else f"Fréchet distance ({extractor_name})")
+    ax.set_title("Keras InceptionV3 FID (not comparable with pytorch-fid)" if inception
+                 else f"Fréchet distance, extractor {extractor_name}", fontsize=9)
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    if path is not None:
+        save_figure(fig, path)
+    return fig
+
+
 def _show(ax, img: np.ndarray) -> None:
     """Draw an image in [0, 1], grey when it has no channel axis, pixels unsmoothed."""
     ax.imshow(img, cmap="gray" if img.ndim == 2 else None, vmin=0, vmax=1,
@@ -95,10 +181,18 @@ def _finish(fig, path):
     return fig
 
 
-def save_figure(fig, path: str) -> None:
-    """Write a figure to PNG atomically and close it."""
-    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
+def save_figure(fig, path: str | None) -> None:
+    """Write a figure to PNG atomically (unless path is None) and close it."""
+    if path is not None:
+        atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
     plt.close(fig)
+
+
+def figure_rgb(fig) -> np.ndarray:
+    """The figure rendered as an (H, W, 3) uint8 array, as a PNG of it would show."""
+    fig.set_dpi(100)
+    fig.canvas.draw()
+    return np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
 
 
 def _kind(model) -> str:

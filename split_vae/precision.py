@@ -12,12 +12,15 @@ bfloat16 has float32's exponent range and needs no scaling.
 from __future__ import annotations
 
 import contextlib
+import logging
 import platform
 
 import keras
 
 # PRECISIONS is read here by the command line's --precision choices as well.
 from .config import PRECISIONS, check_precision_name
+
+logger = logging.getLogger(__name__)
 
 
 @contextlib.contextmanager
@@ -76,22 +79,47 @@ def accelerators() -> list[str]:
     return []
 
 
-def check_device_supports(precision: str) -> None:
-    """ValueError, before training, when the device cannot run `precision`.
+def emulated(precision: str) -> str | None:
+    """Why this device would only emulate `precision`, or None where it runs it.
 
-    mixed_float16 needs a GPU or a CPU with float16 arithmetic; on other
-    CPUs it is refused with what to use instead.
+    A GPU/TPU runs both 16-bit policies; a CPU needs float16 arithmetic
+    (FP16_FLAGS) for mixed_float16 and bfloat16 arithmetic (BF16_FLAGS) for
+    mixed_bfloat16, else the framework computes through float32, slowly.
     """
     check_precision_name(precision)
-    if precision != "mixed_float16" or accelerators():
+    if precision == "float32" or accelerators():
+        return None
+    kind, needed = (("float16", FP16_FLAGS) if precision == "mixed_float16"
+                    else ("bfloat16", BF16_FLAGS))
+    if cpu_flags() & needed:
+        return None
+    return (f"this {platform.machine()} CPU has no {kind} arithmetic "
+            f"({'/'.join(sorted(needed))}), so {precision} would only be emulated")
+
+
+def check_device_supports(precision: str) -> None:
+    """Before training: refuse what the device cannot run, warn of what it emulates.
+
+    mixed_float16 needs a GPU or a CPU with float16 arithmetic; on other CPUs
+    it is refused (ValueError) with what to use instead. mixed_bfloat16 on a
+    CPU without bfloat16 arithmetic runs, emulated and many times slower than
+    float32: a warning says so, once per process.
+    """
+    reason = emulated(precision)
+    if reason is None:
         return
-    flags = cpu_flags()
-    if flags & FP16_FLAGS:
+    if precision == "mixed_bfloat16":
+        if precision not in _warned:
+            _warned.add(precision)
+            logger.warning("%s: it runs many times slower than float32; use float32 here, "
+                           "mixed_bfloat16 on a GPU or a CPU that has it", reason)
         return
-    alternative = ("mixed_bfloat16 (this CPU has "
-                   f"{', '.join(sorted(flags & BF16_FLAGS))})" if flags & BF16_FLAGS
-                   else "float32")
-    raise ValueError(
-        f"precision mixed_float16 needs a GPU or a CPU with float16 arithmetic "
-        f"({'/'.join(sorted(FP16_FLAGS))}); this {platform.machine()} CPU has none, "
-        f"so float16 would only be emulated: use {alternative}")
+    bf16 = sorted(cpu_flags() & BF16_FLAGS)
+    alternative = f"mixed_bfloat16 (this CPU has {', '.join(bf16)})" if bf16 else "float32"
+    raise ValueError(f"precision mixed_float16 needs a GPU or a CPU with float16 arithmetic; "
+                     f"{reason}: use {alternative}")
+
+
+# The precisions already warned about in this process (check_device_supports
+# runs before every fit, and a script may call fit many times).
+_warned: set[str] = set()

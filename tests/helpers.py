@@ -1,7 +1,8 @@
 """The shared test harness: tiny configurations and data, a small feature
 extractor, a command-line runner, and the round trips every model variant
 goes through (configuration <-> JSON, .keras save/load, a preset directory,
-one fit step). Fixtures wrapping them live in conftest.py."""
+one fit step), and the condition of the tests that read the real Fashion-MNIST
+(conftest.py turns it into the `fashion_mnist` marker)."""
 
 import json
 import os
@@ -10,9 +11,10 @@ import sys
 
 import keras
 import numpy as np
+import pytest
 from keras import ops
 
-from split_vae import SplitVAE, SplitVAEConfig
+from split_vae import SplitVAE, SplitVAEConfig, data
 from split_vae.metrics import FeatureExtractor
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -77,6 +79,29 @@ def small_extractor(seed=0, side=8, channels=3, features=6, name="small") -> Fea
                             keras.layers.Conv2D(features, 3, activation="tanh"),
                             keras.layers.GlobalAveragePooling2D()], name=name)
     return FeatureExtractor(net, name=name)
+
+
+# ---------------------------------------------------------------------------
+# Data a machine may lack
+# ---------------------------------------------------------------------------
+REQUIRE_FASHION_MNIST = "SPLIT_VAE_REQUIRE_FASHION_MNIST"
+
+
+def require_fashion_mnist(path=None, environ=None) -> None:
+    """Skip the calling test when Debian's Fashion-MNIST (`path`) is absent.
+
+    With SPLIT_VAE_REQUIRE_FASHION_MNIST=1 in the environment (CI sets it,
+    after installing the data) its absence fails the test instead: there a
+    skip would hide that the data's tests did not run.
+    """
+    path = path or data.DEBIAN_FASHION_MNIST
+    environ = os.environ if environ is None else environ
+    if os.path.isdir(path):
+        return
+    if environ.get(REQUIRE_FASHION_MNIST) == "1":
+        pytest.fail(f"{path} is absent but {REQUIRE_FASHION_MNIST}=1 requires it "
+                    "(apt install dataset-fashion-mnist)", pytrace=False)
+    pytest.skip(f"{path} absent (apt install dataset-fashion-mnist)")
 
 
 # ---------------------------------------------------------------------------

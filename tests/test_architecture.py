@@ -1,4 +1,4 @@
-"""The README's architecture table is the code's: every module is listed, each
+"""The architecture table (docs/architecture.md) is the code's: every module is listed, each
 imports only what its row allows, and no import cycle exists. Plus the promise
 the lazy package face keeps to users: `import split_vae` registers the model
 with Keras (the command line's --help loading no framework is in test_cli.py)."""
@@ -7,7 +7,10 @@ import ast
 import os
 import re
 
+import pytest
 from helpers import ROOT, run_python
+
+from split_vae import lazy
 
 PACKAGE = os.path.join(ROOT, "split_vae")
 
@@ -63,33 +66,35 @@ def import_graph() -> dict:
     return graph
 
 
-def readme_table() -> dict:
-    """module -> the modules its row allows, from the README's architecture table."""
-    with open(os.path.join(ROOT, "README.md"), encoding="utf8") as f:
+TABLE = os.path.join(ROOT, "docs", "architecture.md")
+
+
+def architecture_table(path=TABLE) -> dict:
+    """module -> the modules its row allows, from the table of docs/architecture.md."""
+    with open(path, encoding="utf8") as f:
         text = f.read()
-    section = text[text.index("## Architecture"):]
-    section = section[:section.index("\n## ", 1)] if "\n## " in section[1:] else section
     rows = {}
-    for line in section.splitlines():
+    for line in text.splitlines():
         m = re.match(r"\| `([\w.]+)` \|.*\| ([^|]*)\|$", line)
         if m:
             name = "" if m[1] == "split_vae" else m[1]
             assert name not in rows, f"{m[1]} is listed twice"
             rows[name] = set(re.findall(r"`([\w.]+)`", m[2]))
+    assert rows, f"no module table in {path}"
     return rows
 
 
-def test_the_readme_lists_every_module_and_no_other():
-    listed, actual = set(readme_table()), set(package_modules())
-    assert not actual - listed, f"modules missing from the README: {sorted(actual - listed)}"
-    assert not listed - actual, f"README rows of no module: {sorted(listed - actual)}"
+def test_the_table_lists_every_module_and_no_other():
+    listed, actual = set(architecture_table()), set(package_modules())
+    assert not actual - listed, f"modules missing from {TABLE}: {sorted(actual - listed)}"
+    assert not listed - actual, f"rows of no module in {TABLE}: {sorted(listed - actual)}"
 
 
 def test_each_module_imports_only_what_its_row_allows():
-    table = readme_table()
+    table = architecture_table()
     wrong = {m or "split_vae": sorted(deps - table[m]) for m, deps in import_graph().items()
              if deps - table.get(m, set())}
-    assert not wrong, f"imports the README's table does not allow: {wrong}"
+    assert not wrong, f"imports the table of {TABLE} does not allow: {wrong}"
 
 
 def test_no_import_cycle():
@@ -124,11 +129,60 @@ def test_the_graph_reader_sees_imports_inside_functions(tmp_path):
     assert found == {"model", "data.cache"}
 
 
-def test_a_plain_import_registers_the_model_with_keras(tmp_path):
-    path = tmp_path / "m.keras"
+@pytest.fixture(scope="module")
+def saved_model(tmp_path_factory):
+    path = tmp_path_factory.mktemp("registration") / "m.keras"
     run_python(["-c", "import sys; sys.path.insert(0, 'tests'); from helpers import tiny_model;"
                 f" tiny_model().save({str(path)!r})"], check=True)
-    proc = run_python(["-c", "import keras, split_vae;"
-                       f" m = keras.saving.load_model({str(path)!r});"
-                       " print(type(m).__name__)"], check=True)
+    return path
+
+
+LOAD = "import keras, split_vae; m = keras.saving.load_model({path!r}); print(type(m).__name__)"
+
+
+def test_a_plain_import_registers_the_model_with_keras(saved_model):
+    proc = run_python(["-c", LOAD.format(path=str(saved_model))], check=True)
     assert proc.stdout.strip() == "SplitVAE"
+
+
+def test_a_script_named_like_the_command_still_registers(saved_model, tmp_path):
+    # Only the command line itself stays lazy; a script whose name merely
+    # starts like the console script's is a user's program.
+    script = tmp_path / "split-vae-report"
+    script.write_text(LOAD.format(path=str(saved_model)) + "\n")
+    proc = run_python([script], check=True)
+    assert proc.stdout.strip() == "SplitVAE"
+
+
+def test_python_m_of_another_package_that_imports_ours_still_registers(saved_model, tmp_path):
+    package = tmp_path / "otherpkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("import split_vae  # early, at import\n")
+    (package / "__main__.py").write_text(LOAD.format(path=str(saved_model)) + "\n")
+    proc = run_python(["-m", "otherpkg"], env={"PYTHONPATH": f"{tmp_path}{os.pathsep}{ROOT}"},
+                      check=True)
+    assert proc.stdout.strip() == "SplitVAE"
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["python", "-m", "split_vae", "--help"], True),
+    (["python", "-m", "split_vae.__main__", "train"], True),
+    (["python", "-X", "importtime", "-m", "split_vae"], True),
+    (["python", "-B", "-msplit_vae"], True),
+    (["python", "-Bm", "split_vae"], True),
+    (["python", "-W", "error", "-m", "split_vae"], True),
+    (["/venv/bin/python", "/venv/bin/split-vae", "train"], True),
+    (["python", "C:/venv/Scripts/split-vae-script.py"], True),
+    (["python", "-m", "split_vae_tools"], False),
+    (["python", "-m", "otherpkg", "-m", "split_vae"], False),
+    (["python", "-m", "pytest", "tests"], False),
+    (["python", "-c", "import split_vae", "-m", "split_vae"], False),
+    (["python", "-W", "-m", "split_vae"], False),   # -m here is -W's value
+    (["python", "split-vae-report"], False),
+    (["python", "/home/me/split-vae.py"], False),
+    (["python", "-X", "dev", "run.py", "-m", "split_vae"], False),
+    (["python"], False),
+    (["python", "-"], False),
+])
+def test_only_the_command_line_itself_is_recognised(argv, expected):
+    assert lazy.started_as_command_line("split_vae", "split-vae", argv) is expected

@@ -213,13 +213,13 @@ def test_help_documents_every_option(capsys):
 def test_entry_point_lists_every_command():
     # The real `python -m split_vae` entry point, once, in a process of its own.
     proc = cli("--help")
-    for command in ("train", "evaluate", "convert-legacy"):
+    for command in ("train", "evaluate", "convert-legacy", "explore"):
         assert command in proc.stdout, command
     assert proc.stderr == ""
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["train", "--help"], ["evaluate", "--help"],
-                                  ["convert-legacy", "--help"]])
+                                  ["convert-legacy", "--help"], ["explore", "--help"]])
 def test_parsing_and_help_import_no_framework(argv):
     # --help must answer at once: nothing heavy is imported to build the parser
     # (python -X importtime lists every module the process imports).
@@ -232,6 +232,20 @@ def test_parsing_and_help_import_no_framework(argv):
     heavy = sorted(m for m in loaded if m.split(".")[0] in
                    ("keras", "tensorflow", "jax", "torch", "matplotlib"))
     assert not heavy, heavy
+
+
+def test_the_console_script_parses_before_loading_a_framework(tmp_path):
+    # What pip writes for `split-vae` (pyproject's [project.scripts]): the
+    # package face must stay lazy there too, as under `python -m split_vae`.
+    script = tmp_path / "split-vae"
+    script.write_text("import sys\nfrom split_vae.cli import main\nsys.exit(main())\n")
+    proc = run_python(["-X", "importtime", script, "train", "--help"],
+                      env={"TF_CPP_MIN_LOG_LEVEL": None}, check=True, timeout=60)
+    assert "--preset" in proc.stdout
+    loaded = {line.split("|")[-1].strip() for line in proc.stderr.splitlines()
+              if line.startswith("import time:")}
+    assert "split_vae.cli.main" in loaded
+    assert not sorted(m for m in loaded if m.split(".")[0] in ("keras", "tensorflow"))
 
 
 @pytest.mark.parametrize("line, level, hidden", [

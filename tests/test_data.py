@@ -208,9 +208,7 @@ def test_idx_missing_test_file(idx_dir):
 DEBIAN = data.DEBIAN_FASHION_MNIST
 
 
-@pytest.mark.skipif(not os.path.isdir(DEBIAN)
-                    and os.environ.get("SPLIT_VAE_REQUIRE_FASHION_MNIST") != "1",
-                    reason=f"{DEBIAN} absent (apt install dataset-fashion-mnist)")
+@pytest.mark.fashion_mnist
 def test_real_debian_fashion_mnist():
     # Found without data_dir; the first image of both splits is an ankle boot (9).
     train = data.load("fashion_mnist", "train", as_numpy=True)

@@ -12,10 +12,7 @@ from split_vae import SplitVAE, data, metrics
 from split_vae.metrics import fd_fmnist
 from split_vae.cli import main
 
-pytestmark = pytest.mark.skipif(
-    not os.path.isdir(data.DEBIAN_FASHION_MNIST)
-    and os.environ.get("SPLIT_VAE_REQUIRE_FASHION_MNIST") != "1",
-    reason="Debian's dataset-fashion-mnist is not installed")
+pytestmark = pytest.mark.fashion_mnist
 
 
 @pytest.fixture(scope="module")

@@ -131,9 +131,49 @@ def test_the_cli_names_a_bad_precision_before_training(tmp_path):
     proc = run_cli("train", "--precision", "float16", "--out", str(tmp_path / "a"))
     assert proc.returncode == 2
     assert "invalid choice: 'float16'" in proc.stderr and "mixed_bfloat16" in proc.stderr
-    if precision.accelerators() or precision.cpu_flags() & precision.FP16_FLAGS:
-        return  # this machine can run mixed_float16
-    proc = run_cli("train", "--precision", "mixed_float16", "--out", str(tmp_path / "b"))
-    assert proc.returncode == 2
-    assert "mixed_float16 needs a GPU" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_the_cli_refuses_mixed_float16_on_a_cpu_without_float16(tmp_path, monkeypatch, capsys):
+    # In-process, with the CPU's flags faked, so that it runs on any CPU.
+    if precision.accelerators():
+        pytest.skip(f"this machine has an accelerator ({precision.accelerators()[0]}), "
+                    "which runs mixed_float16")
+    from split_vae.cli import main
+
+    monkeypatch.setattr(precision, "cpu_flags", lambda: {"avx2", "f16c"})
+    status = main(["train", "--precision", "mixed_float16", "--out", str(tmp_path / "b")])
+    err = capsys.readouterr().err
+    assert status == 2
+    assert "mixed_float16 needs a GPU" in err and "use float32" in err
+    assert "Traceback" not in err
     assert not (tmp_path / "b").exists()
+
+
+@pytest.mark.parametrize("flags,warns", [
+    ({"avx2", "avx512f", "avx512_fp16"}, True),   # float16 arithmetic, no bfloat16
+    ({"avx2"}, True),
+    ({"avx2", "avx512_bf16"}, False),
+    ({"amx_bf16"}, False),
+    ({"bf16"}, False),                              # Arm's
+])
+def test_mixed_bfloat16_without_bfloat16_arithmetic_warns_once_before_training(
+        flags, warns, monkeypatch, caplog):
+    if precision.accelerators():
+        pytest.skip("this machine has an accelerator: the CPU's flags do not matter")
+    monkeypatch.setattr(precision, "cpu_flags", lambda: set(flags))
+    monkeypatch.setattr(precision, "_warned", set())
+    seen_at_start = []
+
+    class Record(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            seen_at_start.append([r.getMessage() for r in caplog.records
+                                  if r.name == "split_vae.precision"])
+
+    m = model("mixed_bfloat16")
+    with caplog.at_level("WARNING", logger="split_vae.precision"):
+        for _ in range(2):  # a script that calls fit again is warned once
+            m.fit(tiny_images(32), epochs=1, batch_size=32, verbose=0, callbacks=[Record()])
+    expected = ["emulated: it runs many times slower than float32"] if warns else []
+    for messages in seen_at_start:
+        assert [e for e in expected if any(e in msg for msg in messages)] == expected
+        assert len(messages) == len(expected), messages

@@ -19,7 +19,7 @@ def model():
 
 
 def test_paper_parameter_counts_equal_the_originals():
-    # The counts of the authors' code (asperti/Split-VAE; README, "Presets")
+    # The counts of the authors' code (asperti/Split-VAE; docs/weights.md, "The presets")
     # include BatchNorm moving statistics; gamma, the running MSE and the
     # sampling seed are state, not counted.
     expected = {"mnist": 12_799_299, "cifar10": 13_061_143, "celeba": 28_989_363,
@@ -209,7 +209,7 @@ def test_batched_inference_does_not_depend_on_batch_size_or_progress(model):
 def test_sampling_noise_has_scale_exp_half_log_var():
     # Statistics of 20,000 draws per variable against the closed form:
     # z ~ N(z_mean, exp(z_log_var)), i.e. standard deviation exp(z_log_var / 2).
-    from split_vae.model import Sampling
+    from split_vae.networks import Sampling
 
     n = 20000
     mean = np.array([3.0, -1.0, 0.0, 0.5], "float32")

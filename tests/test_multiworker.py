@@ -292,7 +292,7 @@ def test_a_killed_worker_stops_the_other_and_a_relaunch_resumes(tmp_path):
     chief stops with status 4 within seconds, saying which checkpoint is
     complete; the same two commands started again resume from it (epoch,
     gamma, optimizer state) and finish the run."""
-    from split_vae.training import read_checkpoint_state
+    from split_vae.checkpoint import read_checkpoint_state
 
     t, out = str(tmp_path), str(tmp_path / "run")
     logs = [f"{t}/a0", f"{t}/a1"]

@@ -32,14 +32,12 @@ def test_notebooks_are_what_the_generator_writes():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", NOTEBOOKS)
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.fashion_mnist)
+                                  if n == "fashion_mnist" else n for n in NOTEBOOKS])
 def test_notebook_runs_in_smoke_mode(name, tmp_path, monkeypatch):
     import nbformat
     from nbclient import NotebookClient
 
-    if name == "fashion_mnist" and not os.path.isdir("/usr/share/datasets/fashion-mnist") \
-            and os.environ.get("SPLIT_VAE_REQUIRE_FASHION_MNIST") != "1":
-        pytest.skip("Debian's dataset-fashion-mnist is not installed")
     nb = nbformat.read(os.path.join(NB_DIR, f"{name}.ipynb"), as_version=4)
     if name in TFDS:
         nb.cells.insert(0, nbformat.v4.new_code_cell(MOCK_CELL))

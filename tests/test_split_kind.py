@@ -7,7 +7,7 @@ closed form, not from the code under test.
 import numpy as np
 import pytest
 
-from split_vae.evaluation import sigma_high_frequency_fraction, split_kind
+from split_vae.split_kind import sigma_high_frequency_fraction, split_kind
 
 N = 32
 ii, jj = np.meshgrid(np.arange(N), np.arange(N), indexing="ij")

@@ -9,9 +9,9 @@ import pytest
 from helpers import tiny_config, tiny_images
 from split_vae import AtomicCheckpoint, GammaBalance, SplitVAE, StopOnNonFinite
 from split_vae.fileio import atomic_write
-from split_vae.training import (DamagedCheckpointError, check_resumable, config_differences,
-                                load_checkpoint, previous_path, read_checkpoint_state,
-                                resume_or_create, state_path)
+from split_vae.checkpoint import (DamagedCheckpointError, check_resumable, config_differences,
+                                  load_checkpoint, previous_path, read_checkpoint_state,
+                                  resume_or_create)
 
 
 class RecordBatches(keras.callbacks.Callback):
@@ -500,7 +500,7 @@ def test_checkpoint_state_lives_in_the_file_and_keras_still_loads_it(tmp_path):
     import zipfile
 
     m, ckpt, after = checkpoint_two_epochs(tmp_path)
-    assert not os.path.exists(state_path(ckpt))               # no sidecar any more
+    assert sorted(os.listdir(tmp_path)) == ["ck.keras", "ck.prev.keras"]   # no other file
     with zipfile.ZipFile(ckpt) as z:
         assert "split_vae_state.json" in z.namelist()
     state = read_checkpoint_state(ckpt)
@@ -517,11 +517,11 @@ def test_a_kill_between_weights_and_state_cannot_make_them_disagree(tmp_path, mo
     m, ckpt, after = checkpoint_two_epochs(tmp_path)
     # Epoch 3 trains, then the process is killed after the weights are written
     # and as the epoch count is about to be: nothing of epoch 3 may reach
-    # ck.keras. (The kill comes when the training module serializes the
+    # ck.keras. (The kill comes when the checkpoint module serializes the
     # state, wherever that happens.)
     import json
 
-    import split_vae.training
+    import split_vae.checkpoint
 
     m.fit(tiny_images(64), epochs=3, initial_epoch=2, batch_size=32, verbose=0)
     assert any(not np.array_equal(a, b) for a, b in zip(m.get_weights(), after[1]))
@@ -533,7 +533,7 @@ def test_a_kill_between_weights_and_state_cannot_make_them_disagree(tmp_path, mo
         def dumps(*args, **kwargs):
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(split_vae.training, "json", KilledJson)
+    monkeypatch.setattr(split_vae.checkpoint, "json", KilledJson)
     cb = AtomicCheckpoint(ckpt)
     cb.set_model(m)
     with pytest.raises(KeyboardInterrupt):
@@ -544,14 +544,10 @@ def test_a_kill_between_weights_and_state_cannot_make_them_disagree(tmp_path, mo
     assert sorted(os.listdir(tmp_path)) == ["ck.keras", "ck.prev.keras"]   # no temporary
 
 
-def test_old_checkpoints_read_their_sidecar(tmp_path):
-    path = str(tmp_path / "old.keras")
-    m = fresh()
-    m.save(path)                                               # no state entry inside
+def test_a_keras_file_without_state_counts_no_completed_epoch(tmp_path):
+    path = str(tmp_path / "saved.keras")
+    fresh().save(path)                                         # no state entry inside
     assert read_checkpoint_state(path) == {"epoch": 0}
-    with open(state_path(path), "w") as f:
-        f.write('{"epoch": 7, "gamma": 0.5, "loss": 3.0}')
-    assert read_checkpoint_state(path)["epoch"] == 7
 
 
 def truncate(path, keep=2000):
@@ -622,3 +618,18 @@ def test_config_differences_name_each_changed_field():
     check_resumable(a, a.replace(epochs=9), "x.keras")        # epochs alone may change
     with pytest.raises(ValueError, match="x.keras.*beta"):
         check_resumable(a, a.replace(beta=2.0), "x.keras")
+
+
+def test_validation_keeps_the_training_value_of_last_value_metrics():
+    # The epoch's batch_mse is the MSE of the last training batch; with
+    # validation_data, evaluate() rewrites the tracker before the epoch's
+    # logs are read, and the history showed val_batch_mse in its place.
+    m = fresh()
+    x, v = tiny_images(64), tiny_images(24, seed=5) * 0.3   # another MSE than training's
+    rec = RecordBatches()
+    h = m.fit(x, epochs=2, batch_size=32, verbose=0, validation_data=v,
+              validation_batch_size=24, callbacks=[rec])
+    last_train = [rec.batch_mse[1], rec.batch_mse[3]]        # 2 batches per epoch
+    assert h.history["batch_mse"] == pytest.approx(last_train, rel=1e-6)
+    assert h.history["val_batch_mse"][-1] != pytest.approx(last_train[-1], rel=1e-3)
+    assert h.history["val_batch_mse"][-1] == pytest.approx(h.history["val_mse"][-1], rel=1e-5)

@@ -12,11 +12,11 @@ import argparse
 import logging
 import sys
 
-from . import convert, evaluate, train
+from . import convert, evaluate, explore, train
 from .quiet import set_log_level
 
 # The commands, in the order --help lists them.
-COMMANDS = (train, convert, evaluate)
+COMMANDS = (train, convert, evaluate, explore)
 
 LOG_FORMAT = "[split_vae] %(message)s"
 

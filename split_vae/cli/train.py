@@ -69,6 +69,19 @@ def add_arguments(p) -> None:
                    help="several machines (TF_CONFIG): how long to wait for every worker to "
                         "come up before stopping")
     p.add_argument("--samples", type=int, default=10, help="columns of the figures")
+    p.add_argument("--validation", default="none", metavar="test|FRACTION|none",
+                   help="held-out images whose loss and MSE are logged each epoch "
+                        "(val_loss, val_mse): 'test' (the dataset's test split), a "
+                        "fraction such as 0.1 (the end of the training split, kept out "
+                        "of training; loads the split into memory) or 'none'")
+    p.add_argument("--grid-every", type=int, default=None, metavar="N",
+                   help="every N epochs, draw OUT/grids/epoch_EEEE_generated.png (fixed "
+                        "latent codes) and ..._reconstructed.png (fixed test images), "
+                        "rows sigma, x1, x2, x_hat (default: off; every epoch with "
+                        "--tensorboard)")
+    p.add_argument("--tensorboard", default=None, metavar="DIR",
+                   help="TensorBoard logs: loss, mse, kl, gamma, kl_weight (beta*gamma) "
+                        "per epoch and the grids as images (tensorboard --logdir DIR)")
     p.add_argument("--verbose", type=int, default=None, choices=[0, 1, 2],
                    help="Keras verbosity (default: progress bar on a terminal, a line "
                         "per epoch otherwise)")
@@ -142,8 +155,8 @@ def _train(args, config, scope, out, write) -> int:
     from ..fileio import atomic_write, atomic_write_text
     from ..plotting import write_training_figures
     from ..precision import check_device_supports
-    from ..training import (AtomicCheckpoint, GammaBalance, HistoryWriter, StopOnNonFinite,
-                            resume_or_create)
+    from ..checkpoint import resume_or_create
+    from ..training import AtomicCheckpoint, GammaBalance, HistoryWriter, StopOnNonFinite
 
     check_device_supports(config.precision)
     dataset = config.dataset or args.preset
@@ -153,9 +166,7 @@ def _train(args, config, scope, out, write) -> int:
     # Data first: a wrong path or name fails before any model is built. On
     # several workers each one reads the same shuffled batches (same seed) and
     # tf.distribute gives each its share of every batch.
-    train = data.load(dataset, "train", batch_size=config.batch_size,
-                      data_dir=args.data_dir, limit=args.limit, seed=args.seed,
-                      image_shape=config.image_shape)
+    train, validation = load_training_data(args, config, dataset)
     test = data.load(dataset, "test", data_dir=args.data_dir, as_numpy=True,
                      limit=max(args.samples, 1), image_shape=config.image_shape)
 
@@ -173,10 +184,11 @@ def _train(args, config, scope, out, write) -> int:
                  HistoryWriter(os.path.join(write, "history.csv"))]
     if not args.no_balance:
         callbacks.insert(0, GammaBalance())
+    callbacks += monitors(args, write, test, dataset)
     if initial_epoch < config.epochs:
         with scope():
             model.fit(train, epochs=config.epochs, initial_epoch=initial_epoch,
-                      callbacks=callbacks, verbose=verbose)
+                      callbacks=callbacks, verbose=verbose, validation_data=validation)
     if stop.stopped_at is not None:
         logger.error("training diverged; %s holds the last good epoch", ckpt)
         return 3
@@ -188,9 +200,73 @@ def _train(args, config, scope, out, write) -> int:
 
 
 def _last_checkpoint(path: str) -> str:
-    from ..training import read_checkpoint_state
+    from ..checkpoint import read_checkpoint_state
 
     try:
         return f"{path} (epoch {int(read_checkpoint_state(path)['epoch'])})"
     except (OSError, ValueError):
         return None
+
+
+def parse_validation(text: str):
+    """--validation: "none" -> None, "test" -> "test", "0.1" -> 0.1 (checked)."""
+    if text in ("none", "test"):
+        return None if text == "none" else text
+    try:
+        fraction = float(text)
+    except ValueError:
+        fraction = float("nan")
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"--validation takes 'test', 'none' or a fraction in (0, 1), "
+                         f"received {text!r}")
+    return fraction
+
+
+def load_training_data(args, config, dataset):
+    """(training data, validation images or None) as --validation asks."""
+    from .. import data
+
+    held_out = parse_validation(args.validation)
+    load = dict(data_dir=args.data_dir, limit=args.limit, image_shape=config.image_shape)
+    if not isinstance(held_out, float):
+        train = data.load(dataset, "train", batch_size=config.batch_size, seed=args.seed,
+                          **load)
+        if held_out is None:
+            return train, None
+        validation = data.load(dataset, "test", as_numpy=True, data_dir=args.data_dir,
+                               image_shape=config.image_shape)
+        logger.info("validation: the %d %s test images", len(validation), dataset)
+        return train, validation
+    images = data.load(dataset, "train", as_numpy=True, **load)
+    n_val = int(round(held_out * len(images)))
+    if not 0 < n_val < len(images):
+        raise ValueError(f"--validation {args.validation} of {len(images)} training images "
+                         "leaves no image on one side")
+    logger.info("validation: the last %d of %d training images, held out", n_val,
+                len(images))
+    train = data.array_pipeline(images[:-n_val], batch_size=config.batch_size,
+                                shuffle=True, seed=args.seed)
+    return train, images[-n_val:]
+
+
+def monitors(args, out, test, dataset) -> list:
+    """The callbacks of --grid-every and --tensorboard."""
+    import keras
+
+    from ..monitor import SplitGrids, is_chief
+
+    every = args.grid_every if args.grid_every is not None else (1 if args.tensorboard else 0)
+    if every < 0:
+        raise ValueError(f"--grid-every must be >= 0, received {every}")
+    callbacks = []
+    if args.tensorboard and is_chief():
+        # Scalars: every log of the epoch (loss, mse, kl, batch_mse, gamma,
+        # kl_weight = beta * gamma; val_* with --validation).
+        callbacks.append(keras.callbacks.TensorBoard(args.tensorboard, write_graph=False))
+    if every:
+        callbacks.append(SplitGrids(
+            os.path.join(out, "grids"), images=test[:args.samples], n=args.samples,
+            every=every, seed=args.seed, dataset=dataset,
+            tensorboard_dir=(os.path.join(args.tensorboard, "grids")
+                             if args.tensorboard else None)))
+    return callbacks

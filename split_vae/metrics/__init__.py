@@ -6,17 +6,20 @@ after Heusel et al., NeurIPS 2017 (https://arxiv.org/abs/1706.08500):
 
 - `frechet`: the distance between Gaussians fitted to features (numpy and
   scipy only);
-- `feature_extractor`, `extractors`, `fd_fmnist`: the networks that map
-  images to features (Keras InceptionV3, the paper's; any .keras model; our
-  Fashion-MNIST classifier);
+- `feature_extractor`, `extractors`, `fd_fmnist`, `fid_inception`: the
+  networks that map images to features (Keras InceptionV3, the paper's;
+  pytorch-fid's Inception, the literature's, read by `pth` without PyTorch;
+  any .keras model; our Fashion-MNIST classifier);
+- `kid`: the Kernel Inception Distance, an unbiased MMD^2 (numpy only);
 - `stats_cache`: the reference statistics of image sets, cached on disk.
 
 This module is the package's face: `from split_vae.metrics import
 frechet_distance, FeatureExtractor, reference_statistics, get_extractor`.
 Each name is imported from its module on first use (PEP 562), so the
 Fréchet distance can be used without importing Keras. The modules import in
-one direction: frechet <- feature_extractor <- fd_fmnist <- extractors, and
-frechet, feature_extractor <- stats_cache; none imports this face.
+one direction: frechet <- feature_extractor <- fd_fmnist, fid_inception <-
+extractors, pth <- fid_inception, and frechet, feature_extractor <-
+stats_cache; none imports this face.
 """
 
 from .. import lazy as _lazy
@@ -31,10 +34,16 @@ _EXPORTS = {
     "INCEPTION_WEIGHTS_FILE": "extractors", "get_extractor": "extractors",
     "inception_extractor": "extractors",
     "FDFMNISTExtractor": "fd_fmnist", "fd_fmnist_extractor": "fd_fmnist",
+    "FIDInceptionExtractor": "fid_inception", "fid_inception_extractor": "fid_inception",
+    "read_state_dict": "pth",
+    "kernel_inception_distance": "kid", "kid_subset_size": "kid",
+    "KID_SUBSETS": "kid", "KID_SUBSET_SIZE": "kid",
     "images_digest": "stats_cache", "reference_statistics": "stats_cache",
+    "reference_features": "stats_cache",
     "statistics_key": "stats_cache",
 }
-_SUBMODULES = ("extractors", "fd_fmnist", "feature_extractor", "frechet", "stats_cache")
+_SUBMODULES = ("extractors", "fd_fmnist", "feature_extractor", "fid_inception", "frechet",
+               "kid", "pth", "stats_cache")
 
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = _lazy.attach(__name__, _EXPORTS, _SUBMODULES)

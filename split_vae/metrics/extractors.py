@@ -3,10 +3,13 @@
 "inception" is the paper's (Keras InceptionV3 with ImageNet weights; the
 Split VAE paper, Asperti, Bugo, Filippini, IEEE Access 2022,
 https://arxiv.org/abs/2202.02738), "inception-random" the same network
-untrained, "fd-fmnist" our Fashion-MNIST classifier (`fd_fmnist`), and any
-.keras model mapping images to vectors.
+untrained, "fid-inception" (or the path of a .pth file) pytorch-fid's network
+and weights, the literature's FID (`fid_inception`), "fd-fmnist" our
+Fashion-MNIST classifier (`fd_fmnist`), and any .keras model mapping images
+to vectors.
 
-Imports keras, `split_vae.paths`, `feature_extractor` and `fd_fmnist`.
+Imports keras, `split_vae.paths`, `feature_extractor`, `fd_fmnist` and
+`fid_inception`.
 """
 
 from __future__ import annotations
@@ -14,9 +17,11 @@ from __future__ import annotations
 import os
 
 import keras
+import numpy as np
 
 from ..paths import keras_models_dir
 from .fd_fmnist import fd_fmnist_extractor
+from .fid_inception import NAME as FID_INCEPTION, fid_inception_extractor
 from .feature_extractor import FeatureExtractor
 
 INCEPTION_WEIGHTS_FILE = "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"
@@ -30,7 +35,9 @@ def inception_extractor(weights: str | None = "imagenet", size: int = 299,
     (KERAS_HOME/models/); if that fails, ValueError says how to go on.
     weights=None gives a randomly initialised network (name
     "inception-random"): the same pipeline for tests or machines without the
-    weights, whose numbers are not FIDs.
+    weights, whose numbers are not FIDs. Its weights are drawn from a fixed
+    seed, the same in every run and on every backend, so its numbers repeat
+    and its cached reference statistics are found again.
     """
     try:
         model = keras.applications.InceptionV3(
@@ -44,6 +51,8 @@ def inception_extractor(weights: str | None = "imagenet", size: int = 299,
             "(where Keras caches it), or measure with --extractor inception-random "
             "(random weights: not an FID) or --extractor PATH.keras (your own "
             "model mapping images to vectors)") from e
+    if weights is None:
+        _glorot_from_seed(model, seed=0)
     name = "inception" if weights == "imagenet" else (
         "inception-random" if weights is None else f"inception:{weights}")
     if size != 299:
@@ -52,9 +61,23 @@ def inception_extractor(weights: str | None = "imagenet", size: int = 299,
                             batch_size=batch_size)
 
 
+def _glorot_from_seed(model, seed: int = 0) -> None:
+    """Every convolution kernel drawn again, Glorot-uniform as Keras draws it,
+    from numpy's generator with `seed` (Keras's own draw follows the global
+    seed state, which differs between runs and backends)."""
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Conv2D):
+            shape = tuple(layer.kernel.shape)
+            receptive = int(np.prod(shape[:-2]))
+            limit = np.sqrt(6.0 / (receptive * (shape[-2] + shape[-1])))
+            layer.kernel.assign(rng.uniform(-limit, limit, size=shape).astype("float32"))
+
+
 def get_extractor(spec, batch_size: int = 50) -> FeatureExtractor:
-    """"inception", "inception-random", "fd-fmnist", a path to a .keras model or to
-    FD-FMNIST classifier weights (.weights.h5), or a model.
+    """"inception", "inception-random", "fid-inception", "fd-fmnist", a path to
+    pytorch-fid's weights (.pth), to a .keras model or to FD-FMNIST classifier
+    weights (.weights.h5), or a model.
 
     A .keras extractor gets images resized to its own input size and mapped
     to [-1, 1], like InceptionV3.
@@ -68,6 +91,10 @@ def get_extractor(spec, batch_size: int = 50) -> FeatureExtractor:
     if spec == "inception-random":
         return inception_extractor(None, batch_size=batch_size)
     spec = os.fspath(spec)
+    if spec == FID_INCEPTION or spec.endswith(".pth"):
+        # The literature's FID: pytorch-fid's network, its weights cached or at a path.
+        return fid_inception_extractor(None if spec == FID_INCEPTION else spec,
+                                       batch_size=batch_size)
     if spec == "fd-fmnist" or spec.endswith(".weights.h5"):
         # FD-FMNIST: our Fashion-MNIST classifier (shipped, or weights at a path).
         return fd_fmnist_extractor(None if spec == "fd-fmnist" else spec,
@@ -79,6 +106,8 @@ def get_extractor(spec, batch_size: int = 50) -> FeatureExtractor:
         return FeatureExtractor(model, name=os.path.basename(spec), batch_size=batch_size)
     raise ValueError(
         f"unknown extractor {spec!r}: use 'inception' (ImageNet weights, the paper's "
-        "FID), 'inception-random' (untrained, for pipelines without the weights), "
+        "FID), 'fid-inception' (pytorch-fid's network and weights: the literature's "
+        "FID) or the path of its .pth file, 'inception-random' (untrained, for "
+        "pipelines without the weights), "
         "'fd-fmnist' (our Fashion-MNIST classifier: FD-FMNIST, not an FID), the path "
         "of its .weights.h5, or the path of a .keras model mapping images to vectors")

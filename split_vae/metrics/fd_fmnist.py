@@ -157,6 +157,8 @@ class FDFMNISTExtractor(FeatureExtractor):
     """
 
     metric_name = METRIC
+    protocol = METRIC
+    kid_name = f"KD in {NAME}"
     image_shape = IMAGE_SHAPE
     image_hint = ("It reads Fashion-MNIST zero-padded to 32x32, as the paper pads MNIST: pad "
                   "28x28 images with split_vae.data.pad_mnist; other sizes are not resized, "

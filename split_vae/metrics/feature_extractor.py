@@ -27,13 +27,16 @@ from tqdm.auto import tqdm
 from .. import checks
 
 # Bumped whenever the way statistics are computed changes: old cache entries
-# then simply stop matching.
-STATS_FORMAT = 1
+# then simply stop matching. 2: the entries hold the features too (for KID).
+STATS_FORMAT = 2
 
 FID_NOTE = (
     "FID measured with Keras InceptionV3 (ImageNet weights, 299x299 bilinear, "
     "[-1, 1], 2048 pooled features), the paper's protocol; these numbers are not "
     "comparable with pytorch-fid, clean-fid or TTUR (2015 TF Inception graph).")
+
+
+PAPER_PROTOCOL = "FID, paper protocol (Keras InceptionV3)"
 
 
 def _extractor_note(name: str) -> str:
@@ -106,6 +109,27 @@ class FeatureExtractor:
         """What the numbers it gives are, and what they cannot be compared with."""
         return FID_NOTE if self.name == "inception" else _extractor_note(self.name)
 
+    @property
+    def metric_name(self) -> str:
+        """The table's short name of its Fréchet distances: FID only for Inception's
+        ImageNet features, FD otherwise."""
+        return "FID" if self.name == "inception" else "FD"
+
+    @property
+    def protocol(self) -> str:
+        """What its Fréchet distance is, in words reports and tables print."""
+        if self.name == "inception":
+            return PAPER_PROTOCOL
+        if self.name.startswith("inception-random"):
+            return "FD in an untrained network"
+        return f"FD in {self.name}"
+
+    @property
+    def kid_name(self) -> str:
+        """The name of its kernel distance: KID in Inception's ImageNet features,
+        "KD in <extractor>" in any other."""
+        return "KID" if self.name == "inception" else f"KD in {self.name}"
+
     def preprocessing(self) -> dict:
         """Everything done to the images before the model, as JSON-able data."""
         return {"resize": list(self.input_size), "interpolation": self.interpolation,
@@ -158,9 +182,9 @@ class FeatureExtractor:
         with bar:
             for i in range(0, len(images), self.batch_size):
                 batch = self.preprocess(images[i:i + self.batch_size])
-                # A compiled predict step: calling the model eagerly ran each
-                # op on its own, 1.6x slower and with a peak of 7.8 GB for
-                # InceptionV3 (1.6 GB this way), measured on 100 images.
+                # A compiled predict step: calling the model eagerly runs each
+                # op on its own: slower, and with a memory peak several times
+                # higher for InceptionV3.
                 f = ops.convert_to_numpy(self.model.predict_on_batch(batch))
                 out.append(np.asarray(f, dtype="float32").reshape(len(f), -1))
                 bar.update(len(f))
