@@ -110,6 +110,7 @@ def step_logs(logs: dict) -> dict:
 # stop at their next collective, within a second or two on one machine.
 STARTUP_TIMEOUT = 300.0
 HEARTBEAT_TIMEOUT = 30.0
+WATCHDOG_GRACE = 30.0
 EXIT_CLUSTER = 4  # the exit status of a worker stopped by a missing or lost worker
 TASK_TYPES = ("chief", "worker")  # what MultiWorkerMirroredStrategy trains with
 
@@ -283,7 +284,8 @@ def multi_worker_strategy(cluster: Cluster, startup_timeout: float = STARTUP_TIM
     The coordination service's leader (the first task) TensorFlow keeps
     waiting in native code, holding the interpreter, where neither an
     exception nor SIGTERM reaches it: a watchdog process prints the message
-    and ends it with SIGKILL (exit status 137).
+    and ends it with SIGKILL (exit status 137), WATCHDOG_GRACE seconds later
+    (so that TensorFlow's own error comes first where there is one).
     """
     import tensorflow as tf
 
@@ -293,7 +295,7 @@ def multi_worker_strategy(cluster: Cluster, startup_timeout: float = STARTUP_TIM
                 startup_timeout, cluster.num_workers)
     message = (f"the {cluster.num_workers} workers of TF_CONFIG did not all come up within "
                f"{startup_timeout:g}s; start the same command on every worker")
-    with _watchdog(startup_timeout, message):
+    with _watchdog(startup_timeout + WATCHDOG_GRACE, message):
         try:
             return tf.distribute.MultiWorkerMirroredStrategy()
         except tf.errors.OpError as e:
