@@ -3,7 +3,7 @@
 Asperti, Bugo, Filippini, "Enhancing Variational Generation Through
 Self-Decomposition", IEEE Access 10, 2022 (https://arxiv.org/abs/2202.02738),
 Section IV names the datasets; their preprocessing is the authors' code's, as
-the README's table of datasets lists it (`preprocessing`):
+the table of datasets in docs/data.md lists it (`preprocessing`):
 
 - mnist, fashion_mnist: 28x28 zero-padded by 2 on every side to 32x32x1;
 - cifar10: 32x32x3 as is;
