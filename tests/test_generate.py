@@ -112,9 +112,9 @@ def test_vanilla_model_has_no_split_parts(tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--n", "0"], "--n must be at least 1"),
+    (["--n", "0"], "--n must be a positive integer, received 0"),
     (["--n", "2", "--parts", "x_hat,depth"], "parts must be distinct names"),
-    (["--n", "2", "--gmm-components", "0"], "--gmm-components must be positive"),
+    (["--n", "2", "--gmm-components", "0"], "--gmm-components must be a positive integer"),
 ])
 def test_generate_command_errors(tmp_path, capsys, args, message, model_file):
     rc = main(["generate", "--model", model_file[1], "--out", str(tmp_path / "o"), *args])

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import logging
 
+from .arguments import add_model_argument
+
 logger = logging.getLogger(__name__)
 
 NAME = "generate"
@@ -25,9 +27,7 @@ DESCRIPTION = ("Draw N samples from the prior (--source prior, the GEN column) o
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--model", required=True,
-                   help="a .keras file, a preset directory, a legacy .h5/.hdf5 file, "
-                        "a published name, or a built-in preset name (untrained)")
+    add_model_argument(p)
     p.add_argument("--n", type=int, required=True, help="samples to draw")
     p.add_argument("--source", default="prior", choices=["prior", "gmm"],
                    help="prior: z ~ N(0, I); gmm: the mixture fitted on z_mean of the "
@@ -51,15 +51,13 @@ def run(args) -> int:
     # wait seconds for Keras and TensorFlow.
     import keras
 
-    from .. import data, export, loader
+    from .. import checks, data, export, loader
     from ..model import SplitVAE
 
-    if args.n < 1:
-        raise ValueError(f"--n must be at least 1, received {args.n}")
-    if args.gmm_components is not None and args.gmm_components < 1:
-        raise ValueError(f"--gmm-components must be positive, received {args.gmm_components}")
-    if args.batch_size < 1:
-        raise ValueError(f"--batch-size must be positive, received {args.batch_size}")
+    for flag, value in (("--n", args.n), ("--batch-size", args.batch_size),
+                        ("--gmm-components", args.gmm_components)):
+        if value is not None:
+            checks.integer(value, flag)
     parts = export.parse_parts(args.parts)
     # Seeded before the model exists, as `evaluate` does: an untrained preset is
     # then the same network as evaluate's with this seed.
