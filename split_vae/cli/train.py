@@ -151,11 +151,11 @@ def _train(args, config, scope, out, write) -> int:
     import keras
 
     from .. import data
+    from ..checkpoint import resume_or_create
     from ..distribute import check_same_on_workers
     from ..fileio import atomic_write, atomic_write_text
     from ..plotting import write_training_figures
     from ..precision import check_device_supports
-    from ..checkpoint import resume_or_create
     from ..training import AtomicCheckpoint, GammaBalance, HistoryWriter, StopOnNonFinite
 
     check_device_supports(config.precision)
