@@ -12,11 +12,11 @@ import argparse
 import logging
 import sys
 
-from . import convert, evaluate, explore, train
+from . import convert, evaluate, explore, generate, train
 from .quiet import set_log_level
 
 # The commands, in the order --help lists them.
-COMMANDS = (train, convert, evaluate, explore)
+COMMANDS = (train, convert, evaluate, generate, explore)
 
 LOG_FORMAT = "[split_vae] %(message)s"
 
