@@ -12,6 +12,7 @@ import argparse
 import logging
 import sys
 
+from ..version import __version__
 from . import convert, evaluate, explore, train
 from .quiet import set_log_level
 
@@ -36,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m split_vae",
         description="Split Variational Autoencoder (Asperti, Bugo, Filippini, "
                     "IEEE Access 2022) in Keras 3.")
+    parser.add_argument("--version", action="version", version=f"split_vae {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for command in COMMANDS:
