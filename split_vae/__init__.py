@@ -5,7 +5,6 @@ Self-Decomposition", IEEE Access 10, 2022 (https://arxiv.org/abs/2202.02738).
 """
 
 import os as _os
-import sys as _sys
 
 from . import lazy as _lazy
 
@@ -36,11 +35,11 @@ _SUBMODULES = ("blocks", "checkpoint", "checks", "cli", "config", "data", "distr
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = _lazy.attach(__name__, _EXPORTS, _SUBMODULES)
 
-# The command line (`python -m split_vae`, while Python locates the module it
-# sets sys.argv[0] to "-m"; the `split-vae` script) parses its arguments before
-# it needs Keras, so that --help answers at once. Any other import loads the
-# model now: that registers SplitVAE with Keras, so keras.saving.load_model
-# reads a .keras file after a plain `import split_vae`.
-if not (_sys.argv[:1] == ["-m"] or _os.path.basename(_sys.argv[0] if _sys.argv else "")
-        .startswith("split-vae")):
+# A plain `import split_vae` loads the model, which registers SplitVAE and its
+# layers with Keras, so that keras.saving.load_model reads a .keras file
+# afterwards. The command line alone (`python -m split_vae`, the `split-vae`
+# script; read exactly from the interpreter's command line) stays lazy: it
+# parses its arguments, and --help answers, before Keras is loaded, and each
+# command imports the model itself.
+if not _lazy.started_as_command_line("split_vae", "split-vae"):
     from . import model as _model  # noqa: E402,F401

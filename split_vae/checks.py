@@ -25,6 +25,11 @@ logger = logging.getLogger(__name__)
 
 CHANNELS = (1, 3)
 
+# The pixel scale, the one place it is written: uint8 pixels 0..255 are the
+# model's floats in [0, 1] times PIXEL_MAX (`unit_scale`, `to_pixels`).
+PIXEL_MAX = 255.0
+_UNIT_PER_PIXEL = np.float32(1.0 / PIXEL_MAX)
+
 
 # ---------------------------------------------------------------------------
 # Numbers
@@ -148,7 +153,7 @@ def pixels(x: np.ndarray, name: str = "images", *, keep_uint8: bool = False,
             return x
         if announce_uint8:
             logger.info("%s: uint8 data scaled to [0, 1] by 1/255", name)
-        return uint8_to_float(x)
+        return unit_scale(x)
     if not np.issubdtype(x.dtype, np.floating):
         raise ValueError(f"{name} must be numeric (uint8 pixels or floats in [0, 1]), "
                          f"received dtype {x.dtype}")
@@ -197,14 +202,34 @@ def dataset(ds, image_shape):
             f"{tuple(image_shape)}")
     if spec.dtype == tf.uint8:
         logger.info("dataset: uint8 batches scaled to [0, 1] by 1/255")
-        ds = ds.map(lambda b: tf.cast(b, tf.float32) / 255.0)
+        ds = ds.map(lambda b: unit_scale(tf.cast(b, tf.float32)))
     for first in ds.take(1):
         images(first.numpy(), "the dataset's first batch", image_shape=image_shape)
     return ds
 
 
-def uint8_to_float(x) -> np.ndarray:
-    """uint8 pixels (any shape, memory maps included) as float32 in [0, 1], one pass."""
-    out = np.empty(x.shape, "float32")
-    np.multiply(x, np.float32(1.0 / 255.0), out=out, casting="unsafe")
-    return out
+# ---------------------------------------------------------------------------
+# The pixel scale
+# ---------------------------------------------------------------------------
+def unit_scale(x):
+    """Pixel values 0..255 on the model's [0, 1] scale: x * (1/255) in float32.
+
+    x: a numpy array of any numeric dtype (uint8 memory maps included),
+    converted in one pass without a float64 copy, or a float32 TensorFlow
+    tensor.
+    """
+    if isinstance(x, np.ndarray):
+        out = np.empty(x.shape, "float32")
+        np.multiply(x, _UNIT_PER_PIXEL, out=out, casting="unsafe")
+        return out
+    return x * _UNIT_PER_PIXEL
+
+
+def to_pixels(x) -> np.ndarray:
+    """Floats in [0, 1] as uint8 pixels: x * 255, rounded to the nearest, clipped."""
+    return to_uint8(np.asarray(x) * PIXEL_MAX)
+
+
+def to_uint8(x) -> np.ndarray:
+    """Values on the 0..255 scale, rounded to the nearest and clipped, as uint8."""
+    return np.clip(np.rint(x), 0, 255).astype(np.uint8)

@@ -12,7 +12,7 @@ image on its own. Beside them: "real" (reference test images against as many
 training images), the FID of reconstructions, and the latent statistics
 (inactive variables, the variance law). The protocol is the paper's Section IV
 (GEN and GMM columns, the number of parameters) and Section V (the tables'
-columns, "mix"); the README's "Evaluation" section says how our FID differs.
+columns, "mix"); docs/evaluation.md says how our FID differs.
 
 This module takes a model it is given; `loader.for_evaluation` reads one from a
 name or a path.
@@ -121,7 +121,11 @@ def evaluate_model(model, test_images, train_images=None, extractor="inception",
                    n_samples: int | None = None, gmm_components: int | None = None,
                    seed: int = 0, cache_dir: str | None = None, use_cache: bool = True,
                    batch_size: int = 256):
-    """FID GEN and GMM for x_hat, x1, x2, mix; real; reconstruction; latents.
+    """Fréchet and kernel distances, GEN and GMM, for x_hat, x1, x2, mix; real;
+    reconstruction; latents.
+
+    Every Fréchet distance has its kernel distance beside it (KID in
+    Inception features, "KD in <extractor>" in any other: `metrics.kid`).
 
     Args:
         model: a `SplitVAE` (split or vanilla; a vanilla one has x_hat only).
@@ -129,46 +133,46 @@ def evaluate_model(model, test_images, train_images=None, extractor="inception",
             test images); the GMM is fitted on their z_mean.
         train_images: images for the "real" row (test against train); None
             skips it.
-        extractor: "inception", "inception-random", a .keras path, a Keras
-            model or a `metrics.FeatureExtractor`.
+        extractor: "inception", "fid-inception", "inception-random", a .pth or
+            .keras path, a Keras model or a `metrics.FeatureExtractor`.
         n_samples: generated images per source; default len(test_images).
         gmm_components: default model.config.gmm_components.
-        seed: seeds the prior draw, the mixture's fit and its draw.
-        cache_dir, use_cache: where reference statistics are cached.
+        seed: seeds the prior draw, the mixture's fit and its draw, and the
+            kernel distance's subsets.
+        cache_dir, use_cache: where reference features are cached.
     Returns:
         (report, samples): report is a JSON-able dict; samples maps "gen"
         and "gmm" to the decoded dicts (sigma, x1, x2, x_hat, z).
     """
     t0 = time.time()
     ext = metrics.get_extractor(extractor)
-    metric = getattr(ext, "metric_name", "FID")  # FD-FMNIST for our classifier
+    metric = getattr(ext, "metric_name", "FD")
     test_images, train_images = _checked_images(model, test_images, train_images)
     n = len(test_images) if n_samples is None else int(n_samples)
     if n < 2:
         raise ValueError(f"n_samples must be at least 2, received {n}")
     k = gmm_components if gmm_components is not None else model.config.gmm_components
 
-    with _steps(4 + (train_images is not None) + 2 * len(SOURCES)) as step:
-        ref = metrics.reference_statistics(test_images, ext, cache_dir, use_cache,
-                                           desc="reference (test) features")
-        step("reference statistics")
-        fid = {}
+    with _steps(6 + (train_images is not None)) as step:
+        ref = _Reference(*metrics.reference_features(
+            test_images, ext, cache_dir, use_cache, desc="reference (test) features"), seed)
+        step("reference features")
+        fid, kid = {}, {}
         if train_images is not None:
-            train_stats = metrics.reference_statistics(
+            train_feats, _, _ = metrics.reference_features(
                 train_images, ext, cache_dir, use_cache, desc="real (train) features")
-            fid["real"] = metrics.frechet_distance(*ref, *train_stats)
+            fid["real"], kid["real"] = ref.distances(train_feats)
             step("real")
 
         z_mean, z_log_var = model.encode(test_images, batch_size=batch_size, progress=True,
                                          desc="encode reference")
         latents = latent_statistics(z_mean, z_log_var)
-        step("latent statistics")
-
         rec = model.decode(z_mean, batch_size=batch_size, progress=True, desc="reconstruct")
-        fid["reconstruction"] = _fid(ext, rec["x_hat"], ref, "reconstruction x_hat")
+        fid["reconstruction"], kid["reconstruction"] = ref.distances(
+            ext.features(rec["x_hat"], desc="reconstruction x_hat"))
         rec_mse = float(np.mean(np.square(rec["x_hat"] - test_images)))
         kind = split_kind(rec["sigma"]) if "sigma" in rec else None
-        step("reconstruction")
+        step("latents and reconstruction")
 
         samples = {"gen": model.generate(n, seed=seed, batch_size=batch_size, progress=True,
                                          desc="decode GEN")}
@@ -178,13 +182,17 @@ def evaluate_model(model, test_images, train_images=None, extractor="inception",
                                                batch_size=batch_size)
         step("GMM samples")
         for source in SOURCES:
-            fid[source] = part_distances(ext, samples[source], ref, desc=source.upper())
+            fid[source], kid[source] = part_distances(ext, samples[source], ref,
+                                                      desc=source.upper())
             step(f"{metric} {source.upper()}")
 
     report = {
         "note": ext.note,
         "fid": fid,
+        "kid": kid,
         "metric": metric,
+        "metric_protocol": getattr(ext, "protocol", f"FD in {ext.name}"),
+        "kid_name": getattr(ext, "kid_name", f"KD in {ext.name}"),
         "reconstruction_mse": rec_mse,
         "split_kind": kind,
         "latent": latents,
@@ -192,7 +200,27 @@ def evaluate_model(model, test_images, train_images=None, extractor="inception",
         "protocol": _protocol(ext, test_images, train_images, n, k, gmm, seed),
         "seconds": round(time.time() - t0, 1),
     }
+    report["protocol"]["kid"] = ref.kid_protocol(n)
     return report, samples
+
+
+class _Reference:
+    """The reference set's features and statistics, and both distances to it."""
+
+    def __init__(self, features, mu, sigma, seed):
+        self.features, self.stats, self.seed = features, (mu, sigma), seed
+
+    def distances(self, features):
+        """(Fréchet distance, {"mean", "sd"} of the kernel distance) of features."""
+        fd = metrics.frechet_distance(*metrics.feature_statistics(features), *self.stats)
+        mean, sd = metrics.kernel_inception_distance(features, self.features, seed=self.seed)
+        return fd, {"mean": mean, "sd": sd}
+
+    def kid_protocol(self, n: int) -> dict:
+        return {"estimator": "unbiased MMD^2", "kernel": "(x . y / d + 1)^3",
+                "subsets": metrics.KID_SUBSETS,
+                "subset_size": metrics.kid_subset_size(n, len(self.features)),
+                "seed": self.seed}
 
 
 def _checked_images(model, test_images, train_images):
@@ -221,11 +249,12 @@ def _steps(total: int):
         yield step
 
 
-def part_distances(extractor, parts: dict, ref, desc: str) -> dict:
-    """Fréchet distance of x_hat, x1, x2 (those present) and mix to `ref` statistics."""
+def part_distances(extractor, parts: dict, ref, desc: str):
+    """Fréchet and kernel distances of x_hat, x1, x2 (those present) and mix to
+    the reference `ref` (an `_Reference`): two dicts keyed by part."""
     feats = part_features(extractor, parts, desc=desc)
-    return {key: metrics.frechet_distance(*metrics.feature_statistics(f), *ref)
-            for key, f in feats.items()}
+    pairs = {key: ref.distances(f) for key, f in feats.items()}
+    return ({k: v[0] for k, v in pairs.items()}, {k: v[1] for k, v in pairs.items()})
 
 
 def _model_summary(model) -> dict:
@@ -244,7 +273,7 @@ def _protocol(ext, test_images, train_images, n: int, k: int, gmm, seed) -> dict
         "n_reference": int(len(test_images)),
         "n_real_train": None if train_images is None else int(len(train_images)),
         "n_samples": n,
-        "gmm": {"components": int(k), "covariance": "full", "max_iter": 200,
+        "gmm": {"components": int(k), "covariance": "full", "max_iter": int(gmm.max_iter),
                 "fitted_on": "z_mean of the reference images", "seed": seed,
                 "em_iterations": int(gmm.n_iter_), "converged": bool(gmm.converged_)},
         "seed": seed,
@@ -270,30 +299,56 @@ def _fmt(v: float) -> str:
     return f"{v:.2f}" if abs(v) >= 1 else f"{v:.3g}"
 
 
+def _fmt_kid(v: dict) -> str:
+    return f"{v['mean']:.3g}±{v['sd']:.1g}"
+
+
+def _distance_rows(report: dict, keys, width: int) -> list:
+    """The table's rows: each source's Fréchet distances, then their kernel ones."""
+    fid, kid = report["fid"], report.get("kid")
+    label = report.get("metric", "FD")
+    kid_label = "KID" if report.get("kid_name") == "KID" else "KD"
+    col = 16 if kid else 10
+    rows = []
+    for source in SOURCES:
+        rows.append(f"{label + ' ' + source.upper():>{width}}"
+                    + "".join(f"{_fmt(fid[source][k]):>{col}}" for k in keys))
+        if kid:
+            rows.append(f"{kid_label + ' ' + source.upper():>{width}}"
+                        + "".join(f"{_fmt_kid(kid[source][k]):>{col}}" for k in keys))
+    for key, name in (("real", "real"), ("reconstruction", "rec")):
+        if key in fid:
+            rows.append(f"{label + ' ' + name:>{width}}{_fmt(fid[key]):>{col}}")
+            if kid:
+                rows.append(f"{kid_label + ' ' + name:>{width}}{_fmt_kid(kid[key]):>{col}}")
+    return [f"{'':>{width}}" + "".join(f"{k:>{col}}" for k in keys)] + rows
+
+
 def format_report(report: dict) -> str:
-    """A short table of the report's FIDs, with the note on comparability."""
-    fid = report["fid"]
-    label = report.get("metric", "FID")
+    """A short table of the report's distances, named by their protocol, with the
+    note on comparability (once)."""
+    keys = [k for k in ("x_hat", "x1", "x2", "mix") if k in report["fid"]["gen"]]
+    label = report.get("metric", "FD")
     width = max(14, len(label) + 5)
-    keys = [k for k in ("x_hat", "x1", "x2", "mix") if k in fid["gen"]]
-    lines = [f"{'':>{width}}" + "".join(f"{k:>10}" for k in keys)]
-    for source in ("gen", "gmm"):
-        lines.append(f"{label + ' ' + source.upper():>{width}}"
-                     + "".join(f"{_fmt(fid[source][k]):>10}" for k in keys))
-    if "real" in fid:
-        lines.append(f"{label + ' real':>{width}}{_fmt(fid['real']):>10}")
-    lines.append(f"{label + ' rec':>{width}}{_fmt(fid['reconstruction']):>10}")
+    protocol = report.get("metric_protocol", label)
+    lines = [f"{protocol}; extractor {report['protocol']['extractor']}"]
+    if report.get("kid"):
+        sizes = report["protocol"].get("kid", {})
+        lines[0] += (f"; {report['kid_name']}: unbiased MMD², mean±sd over "
+                     f"{sizes.get('subsets')} subsets of {sizes.get('subset_size')}")
+    lines += _distance_rows(report, keys, width)
     if report.get("split_kind"):
         sk = report["split_kind"]
         lines.append(f"split kind: {sk['kind']} ({100 * sk['high_frequency_fraction']:.1f}% "
                      f"of sigma's energy above {sk['cutoff_cycles_per_pixel']} cycles/pixel; "
                      f"syntactic above {100 * sk['threshold']:.0f}%)")
     lat = report["latent"]
+    th = lat.get("thresholds", {})
     lines.append(f"inactive latent variables: {lat['inactive_by_variance']}/"
-                 f"{lat['latent_dim']} (var z_mean < 0.05), "
+                 f"{lat['latent_dim']} (var z_mean < {th.get('var_z_mean_below', 0.05):g}), "
                  f"{lat['inactive_by_posterior_variance']}/{lat['latent_dim']} "
-                 f"(mean exp(z_log_var) > 0.95); variance law mean "
-                 f"{lat['variance_law_mean']:.3f}")
+                 f"(mean exp(z_log_var) > {th.get('mean_exp_z_log_var_above', 0.95):g}); "
+                 f"variance law mean {lat['variance_law_mean']:.3f}")
     lines.append(f"parameters: {report['model']['parameters']:,}")
     lines.append(f"note: {report['note']}")
     return "\n".join(lines)

@@ -6,7 +6,7 @@ Figures 1-4), one column per step. Along the path, `split_kind` tells whether
 sigma is a high-frequency pattern (a "syntactic" split) or follows shapes
 ("semantic"). A traversal moves one latent variable at a time over a range,
 the others held; a variable whose traversal leaves x_hat unchanged is one the
-decoder ignores: an inactive variable (the README's "Evaluation" counts them
+decoder ignores: an inactive variable (docs/evaluation.md counts them
 from the encoder's side, `evaluation.latent_statistics`).
 
 `plotting.plot_walks` draws the walks of this module.

@@ -34,7 +34,7 @@ def vae_loss_terms(x, x_hat, z_mean, z_log_var, gamma, beta) -> dict:
 
     Per sample: 0.5 * sum((x - x_hat)^2) / gamma + beta * KL with
     KL = 0.5 * sum(z_mean^2 + exp(z_log_var) - 1 - z_log_var) (the paper's
-    Section II-A, equation 4; gamma and beta as in the README's "The loss and
+    Section II-A, equation 4; gamma and beta as in docs/model.md, "The loss and
     the balance"); the loss is the batch mean. Also returns the batch reconstruction MSE (per pixel) and the
     batch mean KL, which the training logs show. Everything is computed in
     float32, whatever the dtype of the network's outputs (mixed precision).
@@ -436,6 +436,6 @@ class SplitVAE(keras.Model):
         return cls(SplitVAEConfig.from_dict(cfg), **config)
 
 
-# The public name of the legacy reader since the first release (README,
+# The public name of the legacy reader since the first release (docs/weights.md,
 # weights/README.md): the same classmethod, bound to SplitVAE.
 load_legacy_h5 = SplitVAE.from_legacy_h5

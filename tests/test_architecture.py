@@ -7,7 +7,10 @@ import ast
 import os
 import re
 
+import pytest
 from helpers import ROOT, run_python
+
+from split_vae import lazy
 
 PACKAGE = os.path.join(ROOT, "split_vae")
 
@@ -126,11 +129,60 @@ def test_the_graph_reader_sees_imports_inside_functions(tmp_path):
     assert found == {"model", "data.cache"}
 
 
-def test_a_plain_import_registers_the_model_with_keras(tmp_path):
-    path = tmp_path / "m.keras"
+@pytest.fixture(scope="module")
+def saved_model(tmp_path_factory):
+    path = tmp_path_factory.mktemp("registration") / "m.keras"
     run_python(["-c", "import sys; sys.path.insert(0, 'tests'); from helpers import tiny_model;"
                 f" tiny_model().save({str(path)!r})"], check=True)
-    proc = run_python(["-c", "import keras, split_vae;"
-                       f" m = keras.saving.load_model({str(path)!r});"
-                       " print(type(m).__name__)"], check=True)
+    return path
+
+
+LOAD = "import keras, split_vae; m = keras.saving.load_model({path!r}); print(type(m).__name__)"
+
+
+def test_a_plain_import_registers_the_model_with_keras(saved_model):
+    proc = run_python(["-c", LOAD.format(path=str(saved_model))], check=True)
     assert proc.stdout.strip() == "SplitVAE"
+
+
+def test_a_script_named_like_the_command_still_registers(saved_model, tmp_path):
+    # Only the command line itself stays lazy; a script whose name merely
+    # starts like the console script's is a user's program.
+    script = tmp_path / "split-vae-report"
+    script.write_text(LOAD.format(path=str(saved_model)) + "\n")
+    proc = run_python([script], check=True)
+    assert proc.stdout.strip() == "SplitVAE"
+
+
+def test_python_m_of_another_package_that_imports_ours_still_registers(saved_model, tmp_path):
+    package = tmp_path / "otherpkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("import split_vae  # early, at import\n")
+    (package / "__main__.py").write_text(LOAD.format(path=str(saved_model)) + "\n")
+    proc = run_python(["-m", "otherpkg"], env={"PYTHONPATH": f"{tmp_path}{os.pathsep}{ROOT}"},
+                      check=True)
+    assert proc.stdout.strip() == "SplitVAE"
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["python", "-m", "split_vae", "--help"], True),
+    (["python", "-m", "split_vae.__main__", "train"], True),
+    (["python", "-X", "importtime", "-m", "split_vae"], True),
+    (["python", "-B", "-msplit_vae"], True),
+    (["python", "-Bm", "split_vae"], True),
+    (["python", "-W", "error", "-m", "split_vae"], True),
+    (["/venv/bin/python", "/venv/bin/split-vae", "train"], True),
+    (["python", "C:/venv/Scripts/split-vae-script.py"], True),
+    (["python", "-m", "split_vae_tools"], False),
+    (["python", "-m", "otherpkg", "-m", "split_vae"], False),
+    (["python", "-m", "pytest", "tests"], False),
+    (["python", "-c", "import split_vae", "-m", "split_vae"], False),
+    (["python", "-W", "-m", "split_vae"], False),   # -m here is -W's value
+    (["python", "split-vae-report"], False),
+    (["python", "/home/me/split-vae.py"], False),
+    (["python", "-X", "dev", "run.py", "-m", "split_vae"], False),
+    (["python"], False),
+    (["python", "-"], False),
+])
+def test_only_the_command_line_itself_is_recognised(argv, expected):
+    assert lazy.started_as_command_line("split_vae", "split-vae", argv) is expected

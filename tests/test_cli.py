@@ -234,6 +234,20 @@ def test_parsing_and_help_import_no_framework(argv):
     assert not heavy, heavy
 
 
+def test_the_console_script_parses_before_loading_a_framework(tmp_path):
+    # What pip writes for `split-vae` (pyproject's [project.scripts]): the
+    # package face must stay lazy there too, as under `python -m split_vae`.
+    script = tmp_path / "split-vae"
+    script.write_text("import sys\nfrom split_vae.cli import main\nsys.exit(main())\n")
+    proc = run_python(["-X", "importtime", script, "train", "--help"],
+                      env={"TF_CPP_MIN_LOG_LEVEL": None}, check=True, timeout=60)
+    assert "--preset" in proc.stdout
+    loaded = {line.split("|")[-1].strip() for line in proc.stderr.splitlines()
+              if line.startswith("import time:")}
+    assert "split_vae.cli.main" in loaded
+    assert not sorted(m for m in loaded if m.split(".")[0] in ("keras", "tensorflow"))
+
+
 @pytest.mark.parametrize("line, level, hidden", [
     ("WARNING: All log messages before absl::InitializeLog() is called are written to "
      "STDERR", 3, True),

@@ -3,6 +3,8 @@ model resolver it uses, FIDHistory."""
 
 import json
 import os
+import re
+import warnings
 
 import keras
 import numpy as np
@@ -12,7 +14,8 @@ from helpers import small_extractor
 from split_vae import SplitVAE, data, loader
 from split_vae.cli import main
 from split_vae.evaluation import FIDHistory, evaluate_model, latent_statistics, mix_images
-from split_vae.metrics import FeatureExtractor, feature_statistics, frechet_distance
+from split_vae.metrics import (FeatureExtractor, feature_statistics, frechet_distance,
+                               kernel_inception_distance)
 
 
 def fd(ext, a, b):
@@ -92,6 +95,17 @@ def test_evaluate_model_split(model, digits, tmp_path):
     assert fid["real"] == pytest.approx(fd(ext, test, train), rel=1e-6)
     rec = model.reconstruct(test)["x_hat"]
     assert fid["reconstruction"] == pytest.approx(fd(ext, rec, test), rel=1e-6)
+    # A kernel distance beside every Fréchet distance, on the same features.
+    kid = report["kid"]
+    for source in ("gen", "gmm"):
+        assert set(kid[source]) == {"x_hat", "x1", "x2", "mix"}
+        expected = kernel_inception_distance(ext.features(samples[source]["x1"]),
+                                             ext.features(test), seed=0)
+        assert (kid[source]["x1"]["mean"], kid[source]["x1"]["sd"]) == pytest.approx(expected)
+    assert kid["real"]["mean"] == pytest.approx(kernel_inception_distance(
+        ext.features(train), ext.features(test), seed=0)[0])
+    assert report["protocol"]["kid"]["subset_size"] == 20
+    assert report["protocol"]["kid"]["subsets"] == 100
     assert report["model"]["parameters"] == model.count_params()
     assert report["protocol"]["gmm"]["components"] == 3
     assert report["protocol"]["n_samples"] == 20
@@ -140,6 +154,39 @@ def test_evaluate_model_follows_the_papers_protocol(model, digits):
     np.testing.assert_allclose(report["latent"]["var_z_mean"], var, rtol=1e-4)
     assert report["latent"]["inactive_by_variance"] == int((var < 0.05).sum())
     assert report["protocol"]["gmm"]["fitted_on"] == "z_mean of the reference images"
+
+
+def test_progress_bar_ends_full_and_the_report_says_what_was_used(model, digits,
+                                                                  monkeypatch):
+    # The step bar ends at its total (it ended one short), the report records
+    # the mixture's own max_iter, and the table prints the report's thresholds.
+    from functools import partial
+
+    from split_vae import evaluation, sampling
+
+    test, train = digits
+    ends = []
+
+    class Bar(evaluation.tqdm):
+        def close(self):
+            ends.append((self.n, self.total))
+            super().close()
+
+    monkeypatch.setattr(evaluation, "tqdm", Bar)
+    monkeypatch.setattr(sampling, "fit_gmm", partial(sampling.fit_gmm, max_iter=3))
+    for train_set in (train, None):
+        ends.clear()
+        with warnings.catch_warnings():  # 3 EM iterations may not converge
+            warnings.simplefilter("ignore")
+            report, _ = evaluate_model(model, test, train_set, extractor=small_extractor(),
+                                       n_samples=8, gmm_components=2, use_cache=False)
+        assert ends and set(ends) == {(7 if train_set is not None else 6,) * 2}
+    assert report["protocol"]["gmm"]["max_iter"] == 3
+    z = np.random.default_rng(0).normal(size=(10, 4))
+    report["latent"] = latent_statistics(z, np.zeros_like(z), var_threshold=0.1,
+                                         sigma2_threshold=0.9)
+    table = evaluation.format_report(report)
+    assert "(var z_mean < 0.1)" in table and "(mean exp(z_log_var) > 0.9)" in table
 
 
 def test_evaluate_model_vanilla_reports_x_hat_only(digits, tmp_path):
@@ -194,7 +241,14 @@ def test_evaluate_command_with_custom_extractor(tmp_path, extractor_file, capsys
     for png in ("generated.png", "samples_gen.png", "samples_gmm.png", "sigma.png"):
         assert os.path.getsize(os.path.join(out, png)) > 1000
     printed = capsys.readouterr().out
-    assert "FID GEN" in printed and "not comparable" in printed
+    # Named by what they are: Fréchet and kernel distances in small.keras, never
+    # "FID"; the note on comparability printed once.
+    assert printed.splitlines()[0].startswith("FD in small.keras")
+    assert re.search(r"^\s+FD GEN ", printed, re.M) and re.search(r"^\s+KD GEN ", printed, re.M)
+    assert not re.search(r"^\s*(FID|KID)\b", printed, re.M)
+    assert printed.count(report["note"]) == 1 and "not comparable" in printed
+    assert report["metric_protocol"] == "FD in small.keras"
+    assert report["kid_name"] == "KD in small.keras"
     # reference statistics: test and train entries cached, and reused
     cache = tmp_path / "cache"
     assert len(os.listdir(cache)) == 2
@@ -271,6 +325,17 @@ def test_evaluate_command_with_untrained_inception(tmp_path):
     assert report["protocol"]["extractor"] == "inception-random"
     assert set(report["fid"]["gmm"]) == {"x_hat", "x1", "x2", "mix"}
     assert all(np.isfinite(v) for v in report["fid"]["gen"].values())
+    assert report["metric_protocol"] == "FD in an untrained network"
+    # The untrained network is the same in every run: the same numbers, and
+    # the reference entries of the first run found again (no new files).
+    with pytest.warns(UserWarning):
+        rc, out2 = run_evaluate(tmp_path, "--samples", "8", "--gmm-components", "2",
+                                "--extractor", "inception-random", "--batch-size", "8",
+                                out="out2")
+    with open(os.path.join(out2, "report.json")) as f:
+        again = json.load(f)
+    assert again["fid"] == report["fid"] and again["kid"] == report["kid"]
+    assert len(os.listdir(tmp_path / "cache")) == 2
 
 
 # ---------------------------------------------------------------------------

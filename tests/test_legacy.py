@@ -360,7 +360,7 @@ def test_output_channels_neither_split_nor_vanilla(gray, tmp_path):
 # Full size: the paper's networks
 # ---------------------------------------------------------------------------
 PAPER = {
-    # preset -> parameter count of the authors' code (README, "Presets")
+    # preset -> parameter count of the authors' code (docs/weights.md, "The presets")
     "mnist": 12_799_299,
     "cifar10": 13_061_143,
     "celeba": 28_989_363,

@@ -19,7 +19,7 @@ def model():
 
 
 def test_paper_parameter_counts_equal_the_originals():
-    # The counts of the authors' code (asperti/Split-VAE; README, "Presets")
+    # The counts of the authors' code (asperti/Split-VAE; docs/weights.md, "The presets")
     # include BatchNorm moving statistics; gamma, the running MSE and the
     # sampling seed are state, not counted.
     expected = {"mnist": 12_799_299, "cifar10": 13_061_143, "celeba": 28_989_363,

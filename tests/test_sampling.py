@@ -28,9 +28,9 @@ def test_fit_gmm_shapes_and_settings(clusters):
     assert gmm.covariance_type == "full" and gmm.max_iter == 200
 
 
-def test_stepwise_fit_equals_sklearn_fit(clusters):
-    # fit_gmm runs EM one iteration at a time (for its progress bar): the
-    # result must be sklearn's own fit(max_iter=200).
+def test_fit_equals_sklearn_fit(clusters):
+    # fit_gmm shows a progress bar of the EM iterations: the result must be
+    # sklearn's own fit(max_iter=200).
     from sklearn.mixture import GaussianMixture
 
     z, _ = clusters
@@ -42,6 +42,36 @@ def test_stepwise_fit_equals_sklearn_fit(clusters):
     np.testing.assert_allclose(ours.covariances_, ref.covariances_, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(ours.weights_, ref.weights_, rtol=1e-10)
     assert ours.n_iter_ > 2
+
+
+def test_fit_costs_what_sklearns_fit_costs_and_its_bar_counts_iterations(clusters,
+                                                                      monkeypatch):
+    # As many E-steps as a plain sklearn fit (one per EM iteration and a final
+    # one): fitting one warm-started iteration per call doubled them, ~30% of
+    # the time. The bar advances once per iteration.
+    from sklearn.mixture import GaussianMixture
+
+    from split_vae import sampling
+
+    z, _ = clusters
+    z = z + np.random.default_rng(9).standard_normal(z.shape)
+    calls, bars = [], []
+    e_step = GaussianMixture._e_step
+    monkeypatch.setattr(GaussianMixture, "_e_step",
+                        lambda self, X, **kw: calls.append(1) or e_step(self, X, **kw))
+
+    class Bar(sampling.tqdm):
+        def close(self):
+            bars.append(self.n)
+            super().close()
+
+    monkeypatch.setattr(sampling, "tqdm", Bar)
+    ours = fit_gmm(z, 4, seed=3)
+    ours_calls = len(calls)
+    calls.clear()
+    ref = GaussianMixture(4, covariance_type="full", max_iter=200, random_state=3).fit(z)
+    assert ours_calls == len(calls) == ref.n_iter_ + 1
+    assert bars and set(bars) == {ours.n_iter_} and ours.n_iter_ > 2
 
 
 def test_gmm_recovers_clusters_and_samples_follow_them(clusters):

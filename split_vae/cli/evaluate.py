@@ -1,7 +1,8 @@
 """`python -m split_vae evaluate`: the paper's evaluation of one model.
 
-Writes OUT/report.json (FID GEN and GMM for x_hat, x1, x2 and mix, real,
-reconstruction, latent statistics, parameters, the protocol) and the figures
+Writes OUT/report.json (Fréchet and kernel distances, GEN and GMM, for x_hat,
+x1, x2 and mix, real, reconstruction, latent statistics, parameters, the
+protocol) and the figures
 OUT/generated.png (rows sigma, x1, x2, x_hat), OUT/samples_gen.png,
 OUT/samples_gmm.png (square grids of x_hat) and OUT/sigma.png (sigma maps).
 """
@@ -15,14 +16,16 @@ import os
 logger = logging.getLogger(__name__)
 
 NAME = "evaluate"
-HELP = "FID (GEN, GMM; x_hat, x1, x2, mix), latent statistics, figures"
+HELP = "FID and KID (GEN, GMM; x_hat, x1, x2, mix), latent statistics, figures"
 DESCRIPTION = ("Evaluate a model as the paper's tables do: FID of samples from "
                "the prior (GEN) and from a Gaussian mixture fitted on z_mean of "
                "the test images (GMM), for x_hat, x1, x2 and mix; FID of test "
                "against training images (real) and of reconstructions; "
-               "inactive latent variables. With --extractor inception the "
-               "numbers are Keras InceptionV3 FIDs, NOT comparable with "
-               "pytorch-fid, clean-fid or TTUR.")
+               "inactive latent variables; KID beside every FID. With "
+               "--extractor inception the numbers are Keras InceptionV3 FIDs "
+               "(the paper's protocol), NOT comparable with pytorch-fid, "
+               "clean-fid or TTUR; --extractor fid-inception gives the "
+               "literature's (pytorch-fid's protocol).")
 
 
 def add_arguments(p) -> None:
@@ -76,9 +79,11 @@ def run(args) -> int:
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be positive, received {args.batch_size}")
 
-    # The extractor first: missing ImageNet weights fail before anything else.
+    # The extractor first: missing weights fail before anything else. Seeded
+    # before it and again before the model: an extractor or an untrained preset
+    # drawn at random is then reproducible, and neither draw moves the other.
+    keras.utils.set_random_seed(args.seed)
     extractor = get_extractor(args.extractor, batch_size=args.batch_size)
-    # Seeded before the model exists: an untrained preset is then reproducible.
     keras.utils.set_random_seed(args.seed)
     model, source = loader.for_evaluation(SplitVAE, args.model)
     dataset = args.dataset or model.config.dataset
@@ -105,8 +110,8 @@ def run(args) -> int:
     os.makedirs(args.out, exist_ok=True)
     write_report(report, os.path.join(args.out, "report.json"))
     write_evaluation_figures(model, samples, args.out, side=args.grid, dataset=dataset)
-    # The result, on stdout: what the numbers mean, then the numbers.
-    print(f"[split_vae] {extractor.note}")
+    # The result, on stdout: the numbers, named by their protocol, and the note
+    # on what they can be compared with (once, in the table's last line).
     print(format_report(report))
     logger.info("wrote %s/report.json and figures", args.out)
     return 0

@@ -3,7 +3,7 @@
 Asperti, Bugo, Filippini, "Enhancing Variational Generation Through
 Self-Decomposition", IEEE Access 10, 2022 (https://arxiv.org/abs/2202.02738),
 Section IV names the datasets; their preprocessing is the authors' code's, as
-the README's table of datasets lists it (`preprocessing`):
+the table of datasets in docs/data.md lists it (`preprocessing`):
 
 - mnist, fashion_mnist: 28x28 zero-padded by 2 on every side to 32x32x1;
 - cifar10: 32x32x3 as is;
@@ -156,7 +156,7 @@ def load(name, split="train", *, batch_size=100, data_dir=None, as_numpy=False,
         x = x[:limit]
     checks.matching_shape(x.shape[1:], image_shape, f"dataset {name!r} ({split})")
     if as_numpy:
-        return checks.uint8_to_float(x) if x.dtype == np.uint8 else np.array(x, "float32")
+        return checks.unit_scale(x) if x.dtype == np.uint8 else np.array(x, "float32")
     return array_pipeline(x, batch_size=batch_size, shuffle=shuffle, seed=seed)
 
 
@@ -190,7 +190,7 @@ def array_pipeline(x, *, batch_size=100, shuffle=True, seed=None):
         batch = tf.numpy_function(gather, [idx], dtype, stateful=False)
         batch.set_shape(shape)
         if uint8:
-            batch = tf.cast(batch, tf.float32) * (1.0 / 255.0)
+            batch = checks.unit_scale(tf.cast(batch, tf.float32))
         return batch
 
     ds = tf.data.Dataset.range(n)

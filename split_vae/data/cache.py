@@ -2,8 +2,8 @@
 
 Decoding (and, for CelebA, cropping and resizing) 200,000 JPEG files takes
 minutes; the result is written once, atomically, as a uint8 `.npy` under
-`paths.cache_dir("images")` (the cache root is `$SPLIT_VAE_CACHE_DIR`, see the
-README), named by a hash of the files and of the preprocessing, and
+`paths.cache_dir("images")` (the cache root is `$SPLIT_VAE_CACHE_DIR`, see
+docs/data.md), named by a hash of the files and of the preprocessing, and
 memory-mapped from there on every later load.
 
 Imports numpy, PIL, tqdm, `split_vae.fileio`, `split_vae.paths` and

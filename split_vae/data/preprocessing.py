@@ -3,7 +3,7 @@
 Asperti, Bugo, Filippini, "Enhancing Variational Generation Through
 Self-Decomposition", IEEE Access 10, 2022 (https://arxiv.org/abs/2202.02738),
 Section IV names the datasets; the steps are the authors' code's, as the
-README's table of datasets lists them:
+table of datasets in docs/data.md lists them:
 
 - mnist, fashion_mnist: 28x28 zero-padded by 2 on every side to 32x32x1
   (`pad_mnist`);
@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import numpy as np
 from tqdm import tqdm
+
+from ..checks import to_pixels, to_uint8, unit_scale
 
 # CelebA: the aligned images are 178 wide, 218 high; the paper keeps the
 # square rows 45:173, columns 25:153 (the face) and resizes it to 64x64.
@@ -48,11 +50,6 @@ def bilinear_resize(x, hw):
     return tf.image.resize(x, hw, method="bilinear")
 
 
-def to_uint8(x) -> np.ndarray:
-    """Pixel values on the 0..255 scale, rounded to the nearest and clipped, as uint8."""
-    return np.clip(np.rint(x), 0, 255).astype(np.uint8)
-
-
 def celeba_crop_resize(images):
     """The paper's CelebA step: crop [45:173, 25:153], scale to [0, 1], bilinear 64x64.
 
@@ -65,13 +62,13 @@ def celeba_crop_resize(images):
     import tensorflow as tf  # lazily, as in bilinear_resize
 
     top, bottom, left, right = CELEBA_CROP
-    x = tf.cast(images[..., top:bottom, left:right, :], tf.float32) * (1.0 / 255.0)
+    x = unit_scale(tf.cast(images[..., top:bottom, left:right, :], tf.float32))
     return bilinear_resize(x, CELEBA_SHAPE[:2])
 
 
 def celeba_crop_resize_uint8(batch) -> np.ndarray:
     """`celeba_crop_resize` of a uint8 batch, back to uint8 (N, 64, 64, 3)."""
-    return to_uint8(np.asarray(celeba_crop_resize(batch)) * 255.0)
+    return to_pixels(celeba_crop_resize(batch))
 
 
 def resize_uint8(batch, hw) -> np.ndarray:
@@ -89,6 +86,6 @@ def celeba_crop_resize_batches(x, desc="CelebA", chunk=512) -> np.ndarray:
     for start in tqdm(range(0, len(x), chunk), desc=desc, unit="batch"):
         batch = np.asarray(x[start:start + chunk])
         if batch.dtype != np.uint8:
-            batch = to_uint8(batch * 255.0)
+            batch = to_pixels(batch)
         out[start:start + len(batch)] = celeba_crop_resize_uint8(batch)
     return out

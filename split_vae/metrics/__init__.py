@@ -37,7 +37,9 @@ _EXPORTS = {
     "FIDInceptionExtractor": "fid_inception", "fid_inception_extractor": "fid_inception",
     "read_state_dict": "pth",
     "kernel_inception_distance": "kid", "kid_subset_size": "kid",
+    "KID_SUBSETS": "kid", "KID_SUBSET_SIZE": "kid",
     "images_digest": "stats_cache", "reference_statistics": "stats_cache",
+    "reference_features": "stats_cache",
     "statistics_key": "stats_cache",
 }
 _SUBMODULES = ("extractors", "fd_fmnist", "feature_extractor", "fid_inception", "frechet",

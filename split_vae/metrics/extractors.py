@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 
 import keras
+import numpy as np
 
 from ..paths import keras_models_dir
 from .fd_fmnist import fd_fmnist_extractor
@@ -34,7 +35,9 @@ def inception_extractor(weights: str | None = "imagenet", size: int = 299,
     (KERAS_HOME/models/); if that fails, ValueError says how to go on.
     weights=None gives a randomly initialised network (name
     "inception-random"): the same pipeline for tests or machines without the
-    weights, whose numbers are not FIDs.
+    weights, whose numbers are not FIDs. Its weights are drawn from a fixed
+    seed, the same in every run and on every backend, so its numbers repeat
+    and its cached reference statistics are found again.
     """
     try:
         model = keras.applications.InceptionV3(
@@ -48,12 +51,27 @@ def inception_extractor(weights: str | None = "imagenet", size: int = 299,
             "(where Keras caches it), or measure with --extractor inception-random "
             "(random weights: not an FID) or --extractor PATH.keras (your own "
             "model mapping images to vectors)") from e
+    if weights is None:
+        _glorot_from_seed(model, seed=0)
     name = "inception" if weights == "imagenet" else (
         "inception-random" if weights is None else f"inception:{weights}")
     if size != 299:
         name += f"@{size}"
     return FeatureExtractor(model, name=name, value_range=(-1.0, 1.0),
                             batch_size=batch_size)
+
+
+def _glorot_from_seed(model, seed: int = 0) -> None:
+    """Every convolution kernel drawn again, Glorot-uniform as Keras draws it,
+    from numpy's generator with `seed` (Keras's own draw follows the global
+    seed state, which differs between runs and backends)."""
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Conv2D):
+            shape = tuple(layer.kernel.shape)
+            receptive = int(np.prod(shape[:-2]))
+            limit = np.sqrt(6.0 / (receptive * (shape[-2] + shape[-1])))
+            layer.kernel.assign(rng.uniform(-limit, limit, size=shape).astype("float32"))
 
 
 def get_extractor(spec, batch_size: int = 50) -> FeatureExtractor:

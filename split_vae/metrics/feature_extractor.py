@@ -27,8 +27,8 @@ from tqdm.auto import tqdm
 from .. import checks
 
 # Bumped whenever the way statistics are computed changes: old cache entries
-# then simply stop matching.
-STATS_FORMAT = 1
+# then simply stop matching. 2: the entries hold the features too (for KID).
+STATS_FORMAT = 2
 
 FID_NOTE = (
     "FID measured with Keras InceptionV3 (ImageNet weights, 299x299 bilinear, "

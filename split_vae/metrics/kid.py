@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
-SUBSETS = 100
-SUBSET_SIZE = 1000
+KID_SUBSETS = 100
+KID_SUBSET_SIZE = 1000
 
 
 def polynomial_kernel(x, y) -> np.ndarray:
@@ -53,13 +53,13 @@ def _check(features, which: str) -> np.ndarray:
     return f
 
 
-def kid_subset_size(n_a: int, n_b: int, subset_size: int = SUBSET_SIZE) -> int:
+def kid_subset_size(n_a: int, n_b: int, subset_size: int = KID_SUBSET_SIZE) -> int:
     """The subset size used: min(subset_size, n_a, n_b)."""
     return int(min(subset_size, n_a, n_b))
 
 
-def kernel_inception_distance(features_a, features_b, subsets: int = SUBSETS,
-                              subset_size: int = SUBSET_SIZE, seed: int | None = 0):
+def kernel_inception_distance(features_a, features_b, subsets: int = KID_SUBSETS,
+                              subset_size: int = KID_SUBSET_SIZE, seed: int | None = 0):
     """(mean, sd) of the unbiased MMD^2 over `subsets` random subsets.
 
     Each subset draws min(subset_size, N_a, N_b) rows of each set without

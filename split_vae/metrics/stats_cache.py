@@ -1,8 +1,8 @@
-"""Reference statistics (mu, sigma) of image sets, cached on disk.
+"""Reference features and their statistics (mu, sigma) of image sets, cached on disk.
 
 The test set's statistics are the same for every model measured against it:
 they are computed once and kept under `paths.cache_dir("fid")` (the cache root
-is `$SPLIT_VAE_CACHE_DIR`, see the README), in a file named by a key made of
+is `$SPLIT_VAE_CACHE_DIR`, see docs/data.md), in a file named by a key made of
 the images' bytes, the extractor's weights and architecture, and the
 preprocessing (`statistics_key`), so a cached entry can never describe other
 data. Files are written atomically.
@@ -45,43 +45,54 @@ def _read_cached(path: str, key: str, dim: int):
     try:
         with np.load(path, allow_pickle=False) as f:
             stored = str(f["key"])
-            mu, sigma, n = f["mu"], f["sigma"], int(f["n"])
+            feats, mu, sigma = f["features"], f["mu"], f["sigma"]
     except Exception as e:  # noqa: BLE001 - any unreadable file is corrupt
         raise ValueError(
             f"the FID statistics cache file {path} is corrupt ({type(e).__name__}: "
             f"{e}); delete it and it will be recomputed") from e
     if stored != key or mu.shape != (dim,) or sigma.shape != (dim, dim) \
+            or feats.ndim != 2 or feats.shape[1] != dim \
             or not (np.isfinite(mu).all() and np.isfinite(sigma).all()):
         raise ValueError(
             f"the FID statistics cache file {path} does not hold what its name says "
             f"(key or shapes differ, or non-finite values); delete it and it will be "
             "recomputed")
-    return mu.astype(np.float64), sigma.astype(np.float64), n
+    return feats, mu.astype(np.float64), sigma.astype(np.float64)
 
 
-def reference_statistics(images, extractor: FeatureExtractor, cache_dir: str | None = None,
-                         use_cache: bool = True, desc: str | None = None):
-    """(mu, sigma) of the extractor's features of images, cached on disk.
+def reference_features(images, extractor: FeatureExtractor, cache_dir: str | None = None,
+                       use_cache: bool = True, desc: str | None = None):
+    """(features, mu, sigma) of the extractor's features of images, cached on disk.
 
-    The file is cache_dir/<statistics_key>.npz: any change to the images, the
-    extractor's weights or the preprocessing gives another file, so a cached
-    entry is never stale. Written atomically.
+    The features (float32) serve the kernel distance (KID), mu and sigma the
+    Fréchet distance. The file is cache_dir/<statistics_key>.npz: any change
+    to the images, the extractor's weights or the preprocessing gives another
+    file, so a cached entry is never stale. Written atomically.
     """
     images = checks.images(images)
     if not use_cache:
-        return feature_statistics(extractor.features(images, desc=desc))
+        feats = extractor.features(images, desc=desc)
+        return (feats, *feature_statistics(feats))
     cache_dir = cache_dir or cache_dir_for("fid")
     key = statistics_key(images, extractor)
     path = os.path.join(cache_dir, f"{key}.npz")
     if os.path.exists(path):
-        mu, sigma, _ = _read_cached(path, key, extractor.dim)
-        return mu, sigma
+        return _read_cached(path, key, extractor.dim)
     feats = extractor.features(images, desc=desc)
     mu, sigma = feature_statistics(feats)
 
     def write(tmp):
         with open(tmp, "wb") as f:
-            np.savez(f, key=np.array(key), mu=mu, sigma=sigma, n=np.array(len(feats)))
+            np.savez(f, key=np.array(key), features=np.asarray(feats, np.float32), mu=mu,
+                     sigma=sigma, n=np.array(len(feats)))
 
     atomic_write(path, write)
+    return feats, mu, sigma
+
+
+def reference_statistics(images, extractor: FeatureExtractor, cache_dir: str | None = None,
+                         use_cache: bool = True, desc: str | None = None):
+    """(mu, sigma) of the extractor's features of images, cached on disk
+    (`reference_features`)."""
+    _, mu, sigma = reference_features(images, extractor, cache_dir, use_cache, desc)
     return mu, sigma
