@@ -302,3 +302,10 @@ def test_bad_options_give_a_clear_error(tmp_path, capsys, args, message):
     assert main(["train", "--out", str(tmp_path / "x"), *args]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_version_flag_prints_the_package_version():
+    from split_vae.version import __version__
+
+    proc = run_python(["-m", "split_vae", "--version"], check=True, timeout=60)
+    assert proc.stdout.strip() == f"split_vae {__version__}"
