@@ -12,6 +12,8 @@ from __future__ import annotations
 import logging
 import os
 
+from .arguments import add_model_argument
+
 
 logger = logging.getLogger(__name__)
 
@@ -29,9 +31,7 @@ DESCRIPTION = ("Evaluate a model as the paper's tables do: FID of samples from "
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--model", required=True,
-                   help="a .keras file, a preset directory, a legacy .h5/.hdf5 file, "
-                        "or a built-in preset name (untrained)")
+    add_model_argument(p)
     p.add_argument("--dataset", default=None,
                    help="dataset for split_vae.data.load (default: the model's config)")
     p.add_argument("--data-dir", default=None, help="directory of offline data")
