@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import signal
 
 import numpy as np
 import pytest
@@ -271,6 +272,26 @@ def test_native_log_filter_hides_what_the_level_hides(line, level, hidden):
     from split_vae.cli.quiet import is_hidden
 
     assert is_hidden(line.encode(), level) is hidden
+
+
+@pytest.mark.parametrize("death", ["os.abort()", "os.kill(os.getpid(), signal.SIGKILL)"])
+def test_a_native_crash_keeps_its_last_stderr_lines(tmp_path, death):
+    # A command whose native code logs a start-up line, then its last words,
+    # and dies at once: the filter hides the first and passes the second on.
+    script = tmp_path / "split-vae"        # as the console script: the face stays lazy
+    script.write_text(
+        "import os, signal, sys\n"
+        "from split_vae.cli import console_main, train\n"
+        "def crash(args):\n"
+        "    os.write(2, b'I0000 00:00:1795622058.268016   11596 port.cc:153] start-up\\n')\n"
+        "    os.write(2, b'F0000 00:00:1795622058.268016   11596 op.cc:7] the last words\\n')\n"
+        f"    {death}\n"
+        "train.run = crash\n"
+        "sys.exit(console_main())\n")
+    proc = run_python([script, "train"], env={"TF_CPP_MIN_LOG_LEVEL": None}, timeout=60)
+    assert proc.returncode in (-signal.SIGABRT, -signal.SIGKILL), proc.stderr
+    assert "op.cc:7] the last words" in proc.stderr
+    assert "start-up" not in proc.stderr
 
 
 def test_the_user_log_level_is_kept(monkeypatch):

@@ -231,13 +231,13 @@ MUTANTS = [
                  "real encoders; the paper's 'below 0.05' does not say which side it falls"),
     # --- the evaluation protocol ---------------------------------------------------
     M("eval-gmm-on-train", "evaluation protocol",
-      r"sampling\.fit_gmm\(\s*z_mean\s*,\s*k\s*,",
-      "sampling.fit_gmm(model.encode(train_images if train_images is "
+      r"(step\(\"GEN samples\"\)\s*\n\s*gmm = )sampling\.fit_gmm\(\s*z_mean\s*,\s*k\s*,",
+      r"\1sampling.fit_gmm(model.encode(train_images if train_images is "
       "not None else test_images, batch_size=batch_size)[0], k,", ("tests/test_evaluate.py::test_evaluate_model_follows_the_papers_protocol",
        "tests/test_evaluate.py",)),
     M("eval-gen-seed", "evaluation protocol",
-      r'(model\.generate\(\s*n,\s*seed=)seed\b([^)]*desc="decode GEN")',
-      r"\1seed + 1\2", ("tests/test_evaluate.py::test_evaluate_model_follows_the_papers_protocol",
+      r"(samples = \{\"gen\": model\.generate\(\s*n,\s*seed=)seed\b",
+      r"\1seed + 1", ("tests/test_evaluate.py::test_evaluate_model_follows_the_papers_protocol",
        "tests/test_evaluate.py",)),
     M("eval-rec-mse-zero", "evaluation protocol",
       r'rec_mse\s*=\s*float\(np\.mean\(np\.square\(rec\["x_hat"\]\s*-\s*test_images\)\)\)',

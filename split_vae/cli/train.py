@@ -117,11 +117,11 @@ def run(args) -> int:
     import keras
 
     from .. import data
+    from ..checkpoint import resume_or_create
     from ..distribute import data_parallel
     from ..fileio import atomic_write, atomic_write_text
     from ..plotting import write_training_figures
     from ..precision import check_device_supports
-    from ..checkpoint import resume_or_create
     from ..training import AtomicCheckpoint, GammaBalance, HistoryWriter, StopOnNonFinite
 
     config = build_config(args)
