@@ -24,7 +24,7 @@ from keras import ops
 
 from . import checks, inference, loader, presets
 from .config import SplitVAEConfig, get_preset
-from .distribute import per_replica_loss, replicas_in_sync
+from .distribute import per_replica_loss, replicas_in_sync, step_logs
 from .networks import PACKAGE, build_decoder, build_encoder, build_latent, split_output
 from .precision import check_device_supports, dtype_policy
 
@@ -221,8 +221,9 @@ class SplitVAE(keras.Model):
         return per_replica_loss(loss)
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
-        # The trackers were updated with the loss (see above).
-        return self.get_metrics_result()
+        # The trackers were updated with the loss (see above); on several
+        # workers the logs take the shape Keras's reduction needs (step_logs).
+        return step_logs(self.get_metrics_result())
 
     def compile(self, optimizer=None, **kwargs):
         """`keras.Model.compile` with Adam at config.learning_rate by default."""
