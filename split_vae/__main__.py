@@ -1,8 +1,5 @@
 import sys
 
-from .cli import main
-from .cli.quiet import filtered_native_stderr, set_log_level
+from .cli import console_main
 
-with filtered_native_stderr(set_log_level()):
-    status = main()
-sys.exit(status)
+sys.exit(console_main())

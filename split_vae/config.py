@@ -11,7 +11,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import numbers
+import types
 from typing import Any
+
+import numpy as np
 
 from . import checks
 
@@ -36,9 +40,12 @@ def check_precision_name(name) -> str:
     return name
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class SplitVAEConfig:
     """Every hyperparameter of the original network and its training loss.
+
+    Frozen: `config.replace(beta=4.0)` returns a changed copy, validated as a
+    new configuration is (a ValueError names the field that cannot work).
 
     Args:
         image_shape: `(H, W, C)` of the images the model reads and writes.
@@ -98,8 +105,14 @@ class SplitVAEConfig:
     precision: str = "float32"
 
     def __post_init__(self):
-        self.image_shape = tuple(int(v) for v in self.image_shape)
+        try:
+            shape = tuple(int(v) for v in self.image_shape)
+        except (TypeError, ValueError):
+            raise ValueError(f"image_shape must be (H, W, C), received "
+                             f"{self.image_shape!r}") from None
+        object.__setattr__(self, "image_shape", shape)
         self.validate()
+        object.__setattr__(self, "split", bool(self.split))
 
     # --- checks -------------------------------------------------------
     def validate(self) -> None:
@@ -131,6 +144,14 @@ class SplitVAEConfig:
                 f"num_scale={self.num_scale} halves a {h}x{h} image below 1x1; "
                 f"use at most {int(math.log2(h))}"
             )
+        for name in ("bn_momentum", "beta", "learning_rate"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                raise ValueError(f"{name} must be a number, received {value!r}")
+        if not isinstance(self.split, (bool, np.bool_)):
+            raise ValueError(f"split must be True or False, received {self.split!r}")
+        if self.dataset is not None and not isinstance(self.dataset, str):
+            raise ValueError(f"dataset must be a name or None, received {self.dataset!r}")
         if not 0.0 <= self.bn_momentum < 1.0:
             raise ValueError(f"bn_momentum must be in [0, 1), received {self.bn_momentum!r}")
         if not (self.beta >= 0 and math.isfinite(self.beta)):
@@ -175,23 +196,30 @@ class SplitVAEConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "SplitVAEConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown SplitVAEConfig fields: {unknown}")
+        _check_field_names(d)
         return cls(**d)
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)
 
     def replace(self, **changes) -> "SplitVAEConfig":
+        """A copy with `changes` applied and validated; ValueError naming an
+        unknown field or the first one that cannot work. `self` is unchanged."""
+        _check_field_names(changes)
         return dataclasses.replace(self, **changes)
+
+
+def _check_field_names(names) -> None:
+    unknown = sorted(set(names) - {f.name for f in dataclasses.fields(SplitVAEConfig)})
+    if unknown:
+        raise ValueError(f"unknown SplitVAEConfig fields: {unknown}")
 
 
 # The paper's configurations (Section V and the authors' code). All share
 # base_dim 64, emb_dim 512, kernel 3, num_scale 4, one residual block per scale
-# of depth 2 and batches of 100.
-PRESETS: dict[str, SplitVAEConfig] = {
+# of depth 2 and batches of 100. A read-only table of frozen configurations:
+# `PRESETS["mnist"].replace(...)` makes a changed copy.
+PRESETS = types.MappingProxyType({
     # MNIST is zero-padded from 28 to 32 so that 32 = 4 * 2**3. beta=8 gives
     # the best GEN score; beta=3 with a 100-component GMM the best overall.
     "mnist": SplitVAEConfig(
@@ -217,13 +245,13 @@ PRESETS: dict[str, SplitVAEConfig] = {
         image_shape=(16, 16, 1), latent_dim=8, base_dim=16, emb_dim=64,
         num_scale=2, bn_momentum=0.9, beta=1.0, learning_rate=1e-3, batch_size=64, epochs=30,
         gmm_components=10, dataset="digits"),
-}
+})
 
 
 def get_preset(name: str) -> SplitVAEConfig:
-    """A fresh copy of a named preset; ValueError listing the names."""
+    """The named preset (frozen: change it with `replace`); ValueError listing the names."""
     if name not in PRESETS:
         raise ValueError(
             f"unknown preset {name!r}; available presets: {sorted(PRESETS)}"
         )
-    return dataclasses.replace(PRESETS[name])
+    return PRESETS[name]

@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import signal
 
 import numpy as np
 import pytest
@@ -54,9 +55,9 @@ def test_train_writes_everything_and_resumes(tmp_path):
     assert "[split_vae] resuming" in proc.stderr and "after epoch 1" in proc.stderr
     assert "[split_vae] wrote" in proc.stderr                # our messages pass the filter
     rows = history_rows(out)
-    assert [r["epoch"] for r in rows] == ["0", "1"]
+    assert [r["epoch"] for r in rows] == ["1", "2"]     # as Keras prints "Epoch 1/2"
     hist = json.load(open(os.path.join(out, "history.json")))
-    assert [r["epoch"] for r in hist] == [0, 1]
+    assert [r["epoch"] for r in hist] == [1, 2]
     assert float(rows[1]["gamma"]) == pytest.approx(hist[1]["gamma"])
     second = keras.saving.load_model(os.path.join(out, "checkpoint.keras"))
     assert float(second.gamma.numpy()) <= gamma1
@@ -148,14 +149,14 @@ def test_balance_resume_and_no_resume_have_their_effect(tmp_path):
     assert run_train(out, "--epochs", "2") == 0                # resumes after epoch 1
     second = load(out, "checkpoint.keras")
     assert int(second.optimizer.iterations.numpy()) == 6
-    assert [r["epoch"] for r in history_rows(out)] == ["0", "1"]
+    assert [r["epoch"] for r in history_rows(out)] == ["1", "2"]
     assert float(second.gamma.numpy()) <= float(first.gamma.numpy())
     assert run_train(out, "--epochs", "1", "--no-resume", "--no-balance") == 0
     fresh = load(out, "checkpoint.keras")
     assert int(fresh.optimizer.iterations.numpy()) == 3        # started afresh
     assert float(fresh.gamma.numpy()) == 1.0                   # gamma left alone
     rows = history_rows(out)
-    assert [r["epoch"] for r in rows] == ["0"] and float(rows[0]["gamma"]) == 1.0
+    assert [r["epoch"] for r in rows] == ["1"] and float(rows[0]["gamma"]) == 1.0
 
 
 def test_seed_fixes_the_initial_weights(tmp_path):
@@ -273,6 +274,26 @@ def test_native_log_filter_hides_what_the_level_hides(line, level, hidden):
     assert is_hidden(line.encode(), level) is hidden
 
 
+@pytest.mark.parametrize("death", ["os.abort()", "os.kill(os.getpid(), signal.SIGKILL)"])
+def test_a_native_crash_keeps_its_last_stderr_lines(tmp_path, death):
+    # A command whose native code logs a start-up line, then its last words,
+    # and dies at once: the filter hides the first and passes the second on.
+    script = tmp_path / "split-vae"        # as the console script: the face stays lazy
+    script.write_text(
+        "import os, signal, sys\n"
+        "from split_vae.cli import console_main, train\n"
+        "def crash(args):\n"
+        "    os.write(2, b'I0000 00:00:1795622058.268016   11596 port.cc:153] start-up\\n')\n"
+        "    os.write(2, b'F0000 00:00:1795622058.268016   11596 op.cc:7] the last words\\n')\n"
+        f"    {death}\n"
+        "train.run = crash\n"
+        "sys.exit(console_main())\n")
+    proc = run_python([script, "train"], env={"TF_CPP_MIN_LOG_LEVEL": None}, timeout=60)
+    assert proc.returncode in (-signal.SIGABRT, -signal.SIGKILL), proc.stderr
+    assert "op.cc:7] the last words" in proc.stderr
+    assert "start-up" not in proc.stderr
+
+
 def test_the_user_log_level_is_kept(monkeypatch):
     from split_vae.cli.quiet import set_log_level
 
@@ -302,3 +323,10 @@ def test_bad_options_give_a_clear_error(tmp_path, capsys, args, message):
     assert main(["train", "--out", str(tmp_path / "x"), *args]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_version_flag_prints_the_package_version():
+    from split_vae.version import __version__
+
+    proc = run_python(["-m", "split_vae", "--version"], check=True, timeout=60)
+    assert proc.stdout.strip() == f"split_vae {__version__}"

@@ -152,10 +152,55 @@ def test_presets():
     assert get_preset("celeba").latent_dim == 150
     assert get_preset("cifar10").latent_dim == 200
     assert get_preset("mnist").learning_rate == 1e-4  # the code's, not the paper's text
-    get_preset("mnist").beta = 100  # a copy: the registry is untouched
-    assert get_preset("mnist").beta == 8
     with pytest.raises(ValueError, match="unknown preset 'nope'"):
         get_preset("nope")
+
+
+def test_presets_hand_out_nothing_shared_that_can_change():
+    import dataclasses
+
+    before = {name: cfg.to_dict() for name, cfg in PRESETS.items()}
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        PRESETS["mnist"].beta = 100.0
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        get_preset("mnist").epochs = 1
+    with pytest.raises(TypeError):
+        PRESETS["mnist"] = tiny_config()                      # the table is read-only
+    changed = get_preset("mnist").replace(beta=100.0, epochs=1)
+    assert (changed.beta, changed.epochs, changed.latent_dim) == (100.0, 1, 32)
+    with pytest.raises(ValueError, match="beta"):
+        PRESETS["mnist"].replace(beta=-1.0)
+    assert {name: cfg.to_dict() for name, cfg in PRESETS.items()} == before
+
+
+@pytest.mark.parametrize("field, value", [
+    ("image_shape", (28, 28, 1)), ("image_shape", "large"), ("latent_dim", 0),
+    ("latent_dim", 2.5), ("base_dim", True), ("emb_dim", -1), ("kernel_size", "3"),
+    ("num_scale", 6), ("block_per_scale", 0), ("depth_per_block", None),
+    ("bn_momentum", 1.0), ("bn_momentum", "0.9"), ("split", "no"), ("beta", float("inf")),
+    ("beta", "8"), ("learning_rate", 0.0), ("batch_size", 0), ("epochs", -3),
+    ("gmm_components", 0), ("dataset", 3), ("precision", "float16"),
+])
+def test_an_invalid_replace_names_the_field_and_changes_nothing(field, value):
+    cfg = tiny_config()
+    before = cfg.to_dict()
+    with pytest.raises(ValueError) as e:
+        cfg.replace(**{field: value})
+    assert field in str(e.value)
+    assert cfg.to_dict() == before
+
+
+def test_replace_accepts_each_field_just_inside_its_range():
+    cfg = tiny_config()
+    for field, value in [("bn_momentum", 0.0), ("bn_momentum", 0.999999), ("beta", 0.0),
+                         ("learning_rate", 1e-12), ("latent_dim", 1), ("epochs", 1),
+                         ("split", False), ("dataset", None), ("precision", "mixed_float16"),
+                         ("image_shape", (4, 4, 3))]:
+        changed = cfg.replace(**{field: value} if field != "image_shape"
+                              else {field: value, "num_scale": 2})
+        assert getattr(changed, field) == value
+    with pytest.raises(ValueError, match=r"unknown SplitVAEConfig fields: \['latent'\]"):
+        cfg.replace(latent=3)
 
 
 @pytest.mark.parametrize("changes, message", [

@@ -142,7 +142,7 @@ MUTANTS = [
       r"if loss is None or not math\.isfinite\(float\(loss\)\):(\s*\n\s*return)",
       r"if loss is None:\1", ("tests/test_training.py::test_nan_loss_stops_and_keeps_the_last_good_checkpoint",
        "tests/test_training.py",)),
-    M("ckpt-epoch-count", "checkpoints", r'(\{\s*"epoch":\s*)epoch\s*\+\s*1\b', r"\1epoch",
+    M("ckpt-epoch-count", "checkpoints", r'(save_checkpoint\(self\.model, self\.path, \{\s*"epoch":\s*)epoch\s*\+\s*1\b', r"\1epoch",
       ("tests/test_training.py::test_checkpoint_every_n_epochs_and_only_when_finite",
        "tests/test_training.py",)),
     M("write-not-atomic", "checkpoints", r"write_fn\(tmp\)", "write_fn(path)",
@@ -152,8 +152,8 @@ MUTANTS = [
       r'if "seed_state" in list\(store\.keys\(\)\):', "if False:",
       ("tests/test_training.py::test_resume_continues_weights_optimizer_epoch_and_gamma",
        "tests/test_training.py",)),
-    M("history-resume-drops-row", "checkpoints", r'r\["epoch"\]\s*<\s*epoch\b',
-      'r["epoch"] <= epoch', ("tests/test_training.py::test_history_writer_rows_and_resume",
+    M("history-resume-drops-row", "checkpoints", r'r\["epoch"\]\s*<=\s*epoch\b',
+      'r["epoch"] < epoch', ("tests/test_training.py::test_history_writer_rows_and_resume",
        "tests/test_training.py",)),
     M("cli-no-resume-ignored", "checkpoints",
       r"resume\s*=\s*not\s+args\.no_resume", "resume=True",
@@ -205,8 +205,8 @@ MUTANTS = [
     M("mosaic-column-major", "figures",
       r"reshape\(side, side, h, w\)\.transpose\(0, 2, 1, 3\)",
       "reshape(side, side, h, w).transpose(1, 2, 0, 3)", ("tests/test_plotting.py",)),
-    M("history-epoch-shifted", "checkpoints", r'row\s*=\s*\{"epoch":\s*epoch\}',
-      'row = {"epoch": epoch + 1}',
+    M("history-epoch-shifted", "checkpoints", r'row\s*=\s*\{"epoch":\s*epoch\s*\+\s*1\}',
+      'row = {"epoch": epoch}',
       ("tests/test_training.py::test_history_writer_during_fit_matches_the_history",
        "tests/test_training.py")),
     M("cli-learning-rate-ignored", "loss", r'\("learning_rate",\s*"learning_rate"\),\s*', "",
@@ -231,11 +231,12 @@ MUTANTS = [
                  "real encoders; the paper's 'below 0.05' does not say which side it falls"),
     # --- the evaluation protocol ---------------------------------------------------
     M("eval-gmm-on-train", "evaluation protocol",
-      r"sampling\.fit_gmm\(\s*z_mean\s*,\s*k\s*,",
-      "sampling.fit_gmm(model.encode(train_images if train_images is "
+      r"(step\(\"GEN samples\"\)\s*\n\s*gmm = )sampling\.fit_gmm\(\s*z_mean\s*,\s*k\s*,",
+      r"\1sampling.fit_gmm(model.encode(train_images if train_images is "
       "not None else test_images, batch_size=batch_size)[0], k,", ("tests/test_evaluate.py::test_evaluate_model_follows_the_papers_protocol",
        "tests/test_evaluate.py",)),
-    M("eval-gen-seed", "evaluation protocol", r"(model\.generate\(\s*n,\s*seed=)seed\b",
+    M("eval-gen-seed", "evaluation protocol",
+      r"(samples = \{\"gen\": model\.generate\(\s*n,\s*seed=)seed\b",
       r"\1seed + 1", ("tests/test_evaluate.py::test_evaluate_model_follows_the_papers_protocol",
        "tests/test_evaluate.py",)),
     M("eval-rec-mse-zero", "evaluation protocol",
@@ -263,6 +264,26 @@ MUTANTS = [
       "if False:", ("tests/test_metrics.py",)),
     M("fd-ddof0", "Fréchet distance", r"centred\.T\s*@\s*centred\s*/\s*\(n\s*-\s*1\)",
       "centred.T @ centred / n", ("tests/test_metrics.py",)),
+    # --- KID and the literature's FID (pytorch-fid's network and protocol) ---------
+    M("kid-biased", "KID",
+      r"\(kxx\.sum\(\) - np\.trace\(kxx\) \+ kyy\.sum\(\) - np\.trace\(kyy\)\) / \(m \* \(m - 1\)\)",
+      "(kxx.sum() + kyy.sum()) / (m * m)", ("tests/test_kid.py",)),
+    M("kid-quadratic-kernel", "KID", r"\(x @ y\.T / d \+ 1\.0\) \*\* 3",
+      "(x @ y.T / d + 1.0) ** 2", ("tests/test_kid.py",)),
+    M("fid-7c-average-pool", "fid-inception", r'_block_e\(x, "Mixed_7c", max_pool=True\)',
+      '_block_e(x, "Mixed_7c", max_pool=False)', ("tests/test_fid_inception.py",)),
+    M("fid-bn-epsilon", "fid-inception", r"BatchNormalization\(epsilon=1e-3,",
+      "BatchNormalization(epsilon=1e-5,", ("tests/test_fid_inception.py",)),
+    M("fid-pool-counts-padding", "fid-inception",
+      r'return layers\.AveragePooling2D\(3, strides=1, padding="same", dtype=_DTYPE\)\(x\)',
+      'return layers.AveragePooling2D(3, strides=1, padding="valid", '
+      'dtype=_DTYPE)(layers.ZeroPadding2D(1)(x))', ("tests/test_fid_inception.py",)),
+    M("fid-no-uint8-rounding", "fid-inception",
+      r'np\.rint\((np\.clip\(np\.asarray\(images, dtype="float32"\), 0\.0, 1\.0\) \* 255\.0)\)',
+      r"(\1)", ("tests/test_fid_inception.py",)),
+    M("fid-input-0-1", "fid-inception",
+      r"(super\(\)\.__init__\(model, name=name, value_range=)\(-1\.0, 1\.0\)",
+      r"\1(0.0, 1.0)", ("tests/test_fid_inception.py",)),
     # --- data preprocessing --------------------------------------------------------
     M("mnist-pad-corner", "data", r"\(\(0, 0\), \(2, 2\), \(2, 2\), \(0, 0\)\)",
       "((0, 0), (0, 4), (0, 4), (0, 0))", ("tests/test_data.py::test_tfds_mnist_is_padded_to_32_with_the_pixels_in_the_middle",
@@ -309,6 +330,33 @@ MUTANTS = [
       "lat.layers[DENSE][1]", ("tests/test_legacy.py",),
       equivalent="z_mean's and z_log_var's kernels both have shape (emb_dim, latent_dim): "
                  "the configuration inferred from either is the same"),
+    # --- several replicas and workers (distribute.py) ---------------------------
+    # The per-replica arithmetic is killed by two real worker processes
+    # compared with one (a fast test of about a minute); the TF_CONFIG, chief
+    # and port rules by in-process tests.
+    M("replica-loss-unscaled", "distribute", r"return loss if n == 1 else loss / n",
+      "return loss", ("tests/test_multiworker.py::test_two_workers_take_the_same_steps_as_one_process",)),
+    M("replica-noise-same-rows", "distribute", r"tf\.range\(rows\) \+ first", "tf.range(rows)",
+      ("tests/test_multiworker.py::test_two_workers_take_the_same_steps_as_one_process",)),
+    M("replica-bn-unsynchronized", "distribute", r"sync_bn = replicas_in_sync\(\) > 1",
+      "sync_bn = False", ("tests/test_multiworker.py::test_two_workers_take_the_same_steps_as_one_process",)),
+    M("worker-logs-scalar", "distribute", r"tf\.reshape\(v, \(1,\)\)", "v", ("tests/test_multiworker.py::test_two_workers_take_the_same_steps_as_one_process",)),
+    M("tf-config-index-range", "distribute", r"0 <= index < count", "0 <= index <= count",
+      ("tests/test_multiworker.py::test_a_wrong_tf_config_is_refused_naming_the_problem",)),
+    M("chief-ignores-chief-task", "distribute",
+      r"self\.task_type == \"chief\" or \(not has_chief and self\.index == 0\)",
+      "self.index == 0",
+      ("tests/test_multiworker.py::test_the_chief_and_the_workers_read_from_tf_config",)),
+    M("every-worker-writes", "distribute", r"if is_chief\(\):\n(\s*)return os\.fspath\(out\)",
+      r"if True:\n\1return os.fspath(out)",
+      ("tests/test_multiworker.py::test_output_dir_is_the_run_directory_on_the_chief_only",)),
+    M("port-not-checked", "distribute", r"s\.bind\(\(\"\", port\)\)", "pass",
+      ("tests/test_multiworker.py::test_a_port_in_use_is_refused_and_a_free_one_passes",)),
+    M("startup-unbounded", "distribute",
+      r"cluster_register_timeout_in_ms=int\(startup_timeout \* 1000\)",
+      "cluster_register_timeout_in_ms=0",
+      ("tests/test_multiworker.py::test_a_worker_that_never_comes_up_stops_the_others_after_"
+       "the_startup_timeout",)),
 ]
 
 

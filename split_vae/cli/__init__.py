@@ -6,6 +6,6 @@ arguments and call the library. Parsing and --help import neither Keras nor
 TensorFlow (each command imports the library inside its run function).
 """
 
-from .main import build_parser, main
+from .main import build_parser, console_main, main
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "console_main", "main"]

@@ -9,11 +9,13 @@ instant.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
 
+from ..version import __version__
 from . import convert, evaluate, explore, generate, train
-from .quiet import set_log_level
+from .quiet import filtered_native_stderr, set_log_level
 
 # The commands, in the order --help lists them.
 COMMANDS = (train, convert, evaluate, generate, explore)
@@ -36,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m split_vae",
         description="Split Variational Autoencoder (Asperti, Bugo, Filippini, "
                     "IEEE Access 2022) in Keras 3.")
+    parser.add_argument("--version", action="version", version=f"split_vae {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for command in COMMANDS:
@@ -73,16 +76,28 @@ def show_library_messages(level: int = logging.INFO) -> None:
     logger.setLevel(level)
 
 
-def main(argv=None) -> int:
+def main(argv=None, filter_native_stderr: bool = False) -> int:
+    """Parse argv (default sys.argv[1:]) and run the command; its exit status.
+
+    filter_native_stderr: hide TensorFlow's native start-up lines while the
+    command runs (`quiet.filtered_native_stderr`); parsing and --help come
+    first and need no filter.
+    """
     # Before any command imports TensorFlow, which reads it once.
-    set_log_level()
+    level = set_log_level()
     args = build_parser().parse_args(argv)
     show_library_messages()
-    try:
-        return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("\ninterrupted: files already written are complete", file=sys.stderr)
-        return 130
+    with filtered_native_stderr(level) if filter_native_stderr else contextlib.nullcontext():
+        try:
+            return int(args.func(args) or 0)
+        except (ValueError, FileNotFoundError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print("\ninterrupted: files already written are complete", file=sys.stderr)
+            return 130
+
+
+def console_main() -> int:
+    """The entry point of `python -m split_vae` and of the `split-vae` script."""
+    return main(filter_native_stderr=True)

@@ -9,6 +9,11 @@ and, in the `python -m split_vae` process, passes descriptor 2 through a
 filter that drops the native log records the level hides. Python's own
 stderr (our messages, warnings, tracebacks, tqdm) does not go through it.
 
+The filter is a process of its own (this file run as a script), not a
+thread: when the command dies natively (an abort, a segmentation fault, a
+kill), what it wrote last is still in the pipe, and the filter, which
+outlives it, passes every remaining line on before it ends.
+
 Imports the standard library alone.
 """
 
@@ -17,8 +22,9 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import signal
+import subprocess
 import sys
-import threading
 
 DEFAULT_LEVEL = "3"  # "failed call to cuInit" is an ERROR record of TensorFlow's
 
@@ -53,42 +59,55 @@ def filtered_native_stderr(level: int):
     """Pass file descriptor 2 through `is_hidden` for the duration.
 
     Python's sys.stderr is pointed at the real stderr meanwhile, so that only
-    output written by native code (TensorFlow's C++) is filtered.
+    output written by native code (TensorFlow's C++) is filtered. The filter
+    runs in a child process that reads the pipe to its end, so nothing
+    written before a crash of this process is lost.
     """
     if level < 1:
         yield
         return
     sys.stderr.flush()
     real = os.dup(2)
-    read_end, write_end = os.pipe()
-    os.dup2(write_end, 2)
-    os.close(write_end)
+    # -I -S: the standard library alone, whatever the environment says.
+    filter_process = subprocess.Popen(
+        [sys.executable, "-I", "-S", os.path.abspath(__file__), str(level)],
+        stdin=subprocess.PIPE, stdout=real, stderr=real)
+    os.dup2(filter_process.stdin.fileno(), 2)
+    filter_process.stdin.close()          # fd 2 is now the pipe's only write end here
     python_stderr = sys.stderr
     sys.stderr = open(real, "w", buffering=1, encoding=python_stderr.encoding,
                       errors="backslashreplace", closefd=False)
-
-    def pump():
-        pending = b""
-        while True:
-            chunk = os.read(read_end, 1 << 16)
-            if not chunk:
-                break
-            pending += chunk
-            *lines, pending = pending.split(b"\n")
-            kept = b"".join(line + b"\n" for line in lines if not is_hidden(line, level))
-            if kept:
-                os.write(real, kept)
-        if pending and not is_hidden(pending, level):
-            os.write(real, pending)
-
-    thread = threading.Thread(target=pump, name="split_vae-stderr-filter", daemon=True)
-    thread.start()
     try:
         yield
     finally:
         sys.stderr.flush()
-        os.dup2(real, 2)          # closes the pipe's last write end: the pump ends
-        thread.join(timeout=5)
-        os.close(read_end)
+        os.dup2(real, 2)                  # closes the pipe: the filter drains it and ends
+        try:
+            filter_process.wait(timeout=5)
+        except subprocess.TimeoutExpired:  # a child of ours still holds the pipe open
+            pass
         sys.stderr = python_stderr
         os.close(real)
+
+
+def _filter(level: int, source=0, sink=1) -> None:
+    """Copy `source` to `sink` line by line, without the lines `level` hides."""
+    # Ctrl-C reaches the whole process group: the command handles it, and the
+    # filter keeps passing lines on until the pipe closes.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    pending = b""
+    while True:
+        chunk = os.read(source, 1 << 16)
+        if not chunk:
+            break
+        pending += chunk
+        *lines, pending = pending.split(b"\n")
+        kept = b"".join(line + b"\n" for line in lines if not is_hidden(line, level))
+        if kept:
+            os.write(sink, kept)
+    if pending and not is_hidden(pending, level):
+        os.write(sink, pending)
+
+
+if __name__ == "__main__":
+    _filter(int(sys.argv[1]))
