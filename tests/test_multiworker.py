@@ -313,7 +313,7 @@ def test_a_killed_worker_stops_the_other_and_a_relaunch_resumes(tmp_path):
     logs = [f"{t}/a0", f"{t}/a1"]
     procs = start_workers([CLI_RUN + ["--out", out]] * 2, logs)
     try:
-        wait_for_line(f"{out}/history.json", '"epoch": 0', procs[0], timeout=300)
+        wait_for_line(f"{out}/history.json", '"epoch": 1', procs[0], timeout=300)
         time.sleep(0.5)  # into the next epoch
         assert procs[1].poll() is None, read(f"{logs[1]}.err")[-2000:]
         procs[1].kill()
@@ -344,7 +344,7 @@ def test_a_killed_worker_stops_the_other_and_a_relaunch_resumes(tmp_path):
     # The optimizer's state came back with the weights: its step count goes on.
     assert int(final.optimizer.iterations.numpy()) == 3 * STEPS
     with open(f"{out}/history.json") as f:
-        assert [r["epoch"] for r in json.load(f)] == [0, 1, 2]
+        assert [r["epoch"] for r in json.load(f)] == [1, 2, 3]  # epochs done
     assert read_checkpoint_state(f"{out}/checkpoint.keras")["epoch"] == 3
     for name in ("generated.png", "reconstructed.png", "config.json"):
         assert os.path.getsize(f"{out}/{name}") > 0
