@@ -65,11 +65,9 @@ def draw_samples(model, n: int, source: str = "prior", seed: int = 0, test_image
         if test_images is None:
             raise ValueError("source 'gmm' fits the mixture on test images: pass them")
         test_images = checks.images(test_images, "test images", image_shape=model.image_shape)
-        z_mean, _ = model.encode(test_images, batch_size=batch_size, progress=True,
-                                 desc="encode test images")
-        k = gmm_components if gmm_components is not None else model.config.gmm_components
-        gmm = sampling.fit_gmm(z_mean, k, seed=seed)
-        out = sampling.gmm_generate(model, n=n, seed=seed, gmm=gmm, batch_size=batch_size)
+        # evaluate's GMM column: fitted on z_mean with the seed, drawn with it.
+        out = sampling.gmm_generate(model, test_images, n=n, n_components=gmm_components,
+                                    seed=seed, batch_size=batch_size)
         out.pop("gmm")
     if "x1" in out and "x2" in out:
         out["mix"] = mix_images(out["x1"], out["x2"])

@@ -24,7 +24,7 @@ from keras import ops
 
 from . import checks, inference, loader, presets
 from .config import SplitVAEConfig, get_preset
-from .distribute import per_replica_loss, replicas_in_sync
+from .distribute import per_replica_loss, replicas_in_sync, step_logs
 from .networks import PACKAGE, build_decoder, build_encoder, build_latent, split_output
 from .precision import check_device_supports, dtype_policy
 
@@ -221,8 +221,9 @@ class SplitVAE(keras.Model):
         return per_replica_loss(loss)
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
-        # The trackers were updated with the loss (see above).
-        return self.get_metrics_result()
+        # The trackers were updated with the loss (see above); on several
+        # workers the logs take the shape Keras's reduction needs (step_logs).
+        return step_logs(self.get_metrics_result())
 
     def compile(self, optimizer=None, **kwargs):
         """`keras.Model.compile` with Adam at config.learning_rate by default."""
@@ -368,7 +369,9 @@ class SplitVAE(keras.Model):
         Args:
             name_or_path: a name of `presets.REGISTRY` (downloaded once into
                 cache_dir), a preset directory, a `.keras` file, or a Keras 2
-                `.hdf5` checkpoint of the original code. A built-in preset
+                `.hdf5` checkpoint of the original code, or "digits": a
+                trained digits model shipped in the package (offline; a
+                directory named "digits" wins). Any other built-in preset
                 name, which has no weights, raises ValueError.
             cache_dir: the folder downloads go in (default
                 `paths.cache_dir("weights")`, under $SPLIT_VAE_CACHE_DIR).

@@ -14,7 +14,6 @@ of them) and only the chief writes.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 
@@ -22,31 +21,11 @@ import keras
 import numpy as np
 
 from . import checks
+from .distribute import is_chief
 from .split_kind import split_kind
 from .plotting import figure_rgb, plot_split_grid, save_figure
 
 logger = logging.getLogger(__name__)
-
-
-def is_chief() -> bool:
-    """False only on a worker of a TF_CONFIG cluster that is not the chief.
-
-    The chief is the task of type "chief", or worker 0 when the cluster has
-    none (TensorFlow's convention).
-    """
-    raw = os.environ.get("TF_CONFIG")
-    if not raw:
-        return True
-    try:
-        config = json.loads(raw)
-        task = config.get("task", {})
-        cluster = config.get("cluster", {})
-    except (json.JSONDecodeError, AttributeError) as e:
-        raise ValueError(f"TF_CONFIG is not valid JSON with a 'cluster' and a 'task': {e}") \
-            from None
-    kind, index = task.get("type"), int(task.get("index", 0))
-    return kind == "chief" or (kind in (None, "worker") and index == 0
-                               and "chief" not in cluster)
 
 
 class SplitGrids(keras.callbacks.Callback):

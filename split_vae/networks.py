@@ -16,6 +16,7 @@ from keras import layers, ops
 
 from .blocks import dense_block, scale_block
 from .config import SplitVAEConfig
+from .distribute import replica_normal
 
 PACKAGE = "split_vae"
 
@@ -38,8 +39,8 @@ class Sampling(layers.Layer):
         if not training:
             return z_mean
         # The noise in z's dtype: bfloat16/float16 under a mixed policy.
-        eps = keras.random.normal(ops.shape(z_mean), dtype=z_mean.dtype,
-                                  seed=self.seed_generator)
+        # On several replicas, each keeps its rows of the global batch's noise.
+        eps = replica_normal(ops.shape(z_mean), z_mean.dtype, self.seed_generator)
         return z_mean + eps * ops.exp(0.5 * z_log_var)
 
     def compute_output_shape(self, input_shape):

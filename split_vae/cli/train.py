@@ -11,6 +11,9 @@ import sys
 
 from ..config import PRECISIONS, PRESETS, SplitVAEConfig, get_preset
 
+# The default start-up bound, without importing the library (see run).
+STARTUP_TIMEOUT = 300.0
+
 logger = logging.getLogger(__name__)
 
 NAME = "train"
@@ -62,6 +65,9 @@ def add_arguments(p) -> None:
                         "(MultiWorkerMirroredStrategy when TF_CONFIG names several "
                         "workers) under TensorFlow, keras.distribution.DataParallel "
                         "under JAX; the batch size is the global one")
+    p.add_argument("--startup-timeout", type=float, default=STARTUP_TIMEOUT, metavar="SECONDS",
+                   help="several machines (TF_CONFIG): how long to wait for every worker to "
+                        "come up before stopping")
     p.add_argument("--samples", type=int, default=10, help="columns of the figures")
     p.add_argument("--validation", default="none", metavar="test|FRACTION|none",
                    help="held-out images whose loss and MSE are logged each epoch "
@@ -114,30 +120,52 @@ def build_config(args) -> SplitVAEConfig:
 def run(args) -> int:
     # The library is imported here, not at the top: parsing and --help must not
     # wait seconds for Keras and TensorFlow.
+    from .. import distribute
+
+    config = build_config(args)
+    # Devices before data: a wrong --distribute or TF_CONFIG fails at once.
+    try:
+        scope, devices = (distribute.data_parallel(config.batch_size, args.startup_timeout)
+                          if args.distribute else (contextlib.nullcontext, None))
+    except distribute.ClusterError as e:
+        logger.error("%s", e)
+        return distribute.EXIT_CLUSTER
+    if devices:
+        logger.info("data parallel: %s", devices)
+    out = args.out or os.path.join("runs", args.preset)
+    # Every worker reads the run's directory (to resume from the chief's
+    # checkpoint); only the chief writes there (distribute.output_dir).
+    write = distribute.output_dir(out) if args.distribute else out
+    os.makedirs(write, exist_ok=True)
+    try:
+        return _train(args, config, scope, out, write)
+    except distribute.lost_worker_errors() as e:
+        if not devices or "MultiWorker" not in devices:
+            raise
+        logger.error("%s", distribute.lost_worker_message(
+            e, _last_checkpoint(os.path.join(out, "checkpoint.keras"))))
+        return distribute.EXIT_CLUSTER
+
+
+def _train(args, config, scope, out, write) -> int:
     import keras
 
     from .. import data
     from ..checkpoint import resume_or_create
-    from ..distribute import data_parallel
+    from ..distribute import check_same_on_workers
     from ..fileio import atomic_write, atomic_write_text
     from ..plotting import write_training_figures
     from ..precision import check_device_supports
     from ..training import AtomicCheckpoint, GammaBalance, HistoryWriter, StopOnNonFinite
 
-    config = build_config(args)
     check_device_supports(config.precision)
-    # Devices before data: a wrong --distribute fails at once.
-    scope, devices = (data_parallel(config.batch_size) if args.distribute
-                      else (contextlib.nullcontext, None))
-    if devices:
-        logger.info("data parallel: %s", devices)
     dataset = config.dataset or args.preset
-    out = args.out or os.path.join("runs", args.preset)
-    os.makedirs(out, exist_ok=True)
     ckpt = os.path.join(out, "checkpoint.keras")
     verbose = args.verbose if args.verbose is not None else (1 if sys.stdout.isatty() else 2)
 
-    # Data first: a wrong path or name fails before any model is built.
+    # Data first: a wrong path or name fails before any model is built. On
+    # several workers each one reads the same shuffled batches (same seed) and
+    # tf.distribute gives each its share of every batch.
     train, validation = load_training_data(args, config, dataset)
     test = data.load(dataset, "test", data_dir=args.data_dir, as_numpy=True,
                      limit=max(args.samples, 1), image_shape=config.image_shape)
@@ -146,15 +174,17 @@ def run(args) -> int:
     with scope():  # several devices: the model is built (or loaded) on all of them
         model, initial_epoch = resume_or_create(config, ckpt, seed=args.seed,
                                                 resume=not args.no_resume)
-    atomic_write_text(os.path.join(out, "config.json"), config.to_json())
+        check_same_on_workers(initial_epoch, "the epoch to resume from")
+    atomic_write_text(os.path.join(write, "config.json"), config.to_json())
     logger.info("%s: %s parameters, dataset %s, %d epochs, %s -> %s", args.preset,
-                f"{model.count_params():,}", dataset, config.epochs, config.precision, out)
+                f"{model.count_params():,}", dataset, config.epochs, config.precision, write)
 
     stop = StopOnNonFinite()
-    callbacks = [stop, AtomicCheckpoint(ckpt), HistoryWriter(os.path.join(out, "history.csv"))]
+    callbacks = [stop, AtomicCheckpoint(os.path.join(write, "checkpoint.keras")),
+                 HistoryWriter(os.path.join(write, "history.csv"))]
     if not args.no_balance:
         callbacks.insert(0, GammaBalance())
-    callbacks += monitors(args, out, test, dataset)
+    callbacks += monitors(args, write, test, dataset)
     if initial_epoch < config.epochs:
         with scope():
             model.fit(train, epochs=config.epochs, initial_epoch=initial_epoch,
@@ -163,10 +193,19 @@ def run(args) -> int:
         logger.error("training diverged; %s holds the last good epoch", ckpt)
         return 3
 
-    atomic_write(os.path.join(out, "model.keras"), model.save)
-    write_training_figures(model, out, test, n=args.samples, seed=args.seed, dataset=dataset)
-    logger.info("wrote %s/model.keras, generated.png, reconstructed.png, history.csv", out)
+    atomic_write(os.path.join(write, "model.keras"), model.save)
+    write_training_figures(model, write, test, n=args.samples, seed=args.seed, dataset=dataset)
+    logger.info("wrote %s/model.keras, generated.png, reconstructed.png, history.csv", write)
     return 0
+
+
+def _last_checkpoint(path: str) -> str:
+    from ..checkpoint import read_checkpoint_state
+
+    try:
+        return f"{path} (epoch {int(read_checkpoint_state(path)['epoch'])})"
+    except (OSError, ValueError):
+        return None
 
 
 def parse_validation(text: str):
