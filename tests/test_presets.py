@@ -171,8 +171,8 @@ def test_each_reader_gives_a_bare_builtin_name_its_own_meaning(tmp_path, monkeyp
     monkeypatch.chdir(tmp_path)                          # no directory named digits here
     assert SplitVAE.from_preset("digits").config == get_preset("digits")
     with pytest.raises(ValueError, match=r"without published weights: use "
-                                         r"SplitVAE\.from_preset\('digits'\)"):
-        SplitVAE.from_pretrained("digits")
+                                         r"SplitVAE\.from_preset\('mnist'\)"):
+        SplitVAE.from_pretrained("mnist")             # digits ships trained weights
     with pytest.warns(UserWarning, match="UNTRAINED"):
         model, description = loader.for_evaluation(SplitVAE, "digits")
     assert description == "untrained preset digits"
