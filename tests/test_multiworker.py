@@ -120,7 +120,8 @@ def test_two_workers_take_the_same_steps_as_one_process(tmp_path):
     # Every weight update: the same on both workers, and one device's to
     # the tolerance of tests/test_distribute.py.
     np.testing.assert_array_equal(f0, f1)
-    assert_same_updates(d_one, d0, one["names"])
+    worst = assert_same_updates(d_one, d0, one["names"])
+    print(f"two workers: largest update difference / tolerance = {worst:.2e}")
 
     # The tf.data pipeline: at each step the workers get the two halves of
     # the global batch one device gets (the same seeded shuffle everywhere),
@@ -232,6 +233,16 @@ def test_the_cli_refuses_a_wrong_tf_config_before_training(tmp_path):
                env={"TF_CONFIG": cluster_json(index=2), "KERAS_BACKEND": "tensorflow"})
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "task index 2 is out of range" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_several_workers_under_jax_are_refused_before_training(tmp_path):
+    proc = run_cli("train", *TINY_TRAIN_FLAGS, "--epochs", "1", "--distribute",
+                   "--out", str(tmp_path / "run"),
+                   env={"TF_CONFIG": cluster_json(index=0), "KERAS_BACKEND": "jax",
+                        "XLA_FLAGS": "--xla_force_host_platform_device_count=2"})
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "TF_CONFIG names 2 workers, which only the tensorflow backend" in proc.stderr
     assert not (tmp_path / "run").exists()
 
 
