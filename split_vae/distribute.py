@@ -389,6 +389,75 @@ def _first_line(error) -> str:
     return lines[0] if lines else type(error).__name__
 
 
+def jax_processes(cluster: Cluster, startup_timeout: float = STARTUP_TIMEOUT) -> None:
+    """Join the JAX processes of cluster (TF_CONFIG read under JAX).
+
+    The same TF_CONFIG as under TensorFlow: the first task (the chief, or
+    worker 0) is JAX's coordinator at its address and process 0; each task's
+    place in the cluster is its process id. Only the coordinator's port is
+    opened (checked first, `check_port_free`); JAX's CPU collectives (gloo)
+    connect the processes. ClusterError when the others do not all come up
+    within startup_timeout seconds. Once joined, `jax.devices()` lists every
+    process's devices, and `keras.distribution.DataParallel` over them gives
+    each process its share of every tf.data batch.
+    """
+    import jax
+
+    if jax.distributed.is_initialized():
+        return
+    if cluster.rank == 0:
+        check_port_free(cluster)
+    logger.info("JAX processes: %s; waiting up to %gs for %d processes", cluster.describe(),
+                startup_timeout, cluster.num_workers)
+    try:
+        jax.distributed.initialize(
+            coordinator_address=cluster.tasks[0][1], num_processes=cluster.num_workers,
+            process_id=cluster.rank, initialization_timeout=max(int(startup_timeout), 1),
+            heartbeat_timeout_seconds=int(HEARTBEAT_TIMEOUT))
+    except Exception as e:  # JAX raises its runtime's XlaRuntimeError
+        raise ClusterError(
+            f"the {cluster.num_workers} processes of TF_CONFIG did not all come up within "
+            f"{startup_timeout:g}s; start the same command on every worker "
+            f"({_first_line(e)})") from None
+
+
+def process_shard(dataset, batch_size: int, processes: int, index: int):
+    """This process's share of every global batch of a batched tf.data dataset.
+
+    Global batch k (batch_size examples) is cut into processes equal parts
+    and this process gets part index, so that the parts, put back together
+    by JAX in process order, are batch k. A last global batch smaller than
+    batch_size is dropped: every process must feed the same shape.
+    """
+    import tensorflow as tf
+
+    def whole(*batch):
+        return tf.shape(tf.nest.flatten(batch)[0])[0] == batch_size
+
+    return (dataset.filter(whole).rebatch(batch_size // processes)
+            .shard(processes, index).prefetch(tf.data.AUTOTUNE))
+
+
+def _process_data_parallel():
+    # Keras's DataParallel shards a tf.data dataset across processes only
+    # when tf.data can tell its batch size statically, which it cannot after
+    # a map (our pipelines gather images in one); this one knows it.
+    class ProcessDataParallel(keras.distribution.DataParallel):
+        def __init__(self, batch_size, **kwargs):
+            super().__init__(**kwargs)
+            self.global_batch_size = batch_size
+
+        def distribute_dataset(self, dataset):
+            import jax
+
+            if jax.process_count() == 1:
+                return dataset
+            return process_shard(dataset, self.global_batch_size, jax.process_count(),
+                                 jax.process_index())
+
+    return ProcessDataParallel
+
+
 def data_parallel(batch_size: int, startup_timeout: float = STARTUP_TIMEOUT):
     """A context in which to build, load and train a model on every device.
 
@@ -427,21 +496,19 @@ def data_parallel(batch_size: int, startup_timeout: float = STARTUP_TIMEOUT):
 
         cluster = read_tf_config()
         if cluster is not None and cluster.num_workers > 1:
-            raise ValueError(
-                f"TF_CONFIG names {cluster.num_workers} workers, which only the tensorflow "
-                "backend trains with (MultiWorkerMirroredStrategy); JAX across processes is "
-                "not supported here: set KERAS_BACKEND=tensorflow, or unset TF_CONFIG to "
-                "train on this machine's devices")
-
-        devices = jax.devices()
+            jax_processes(cluster, startup_timeout)
+        devices = jax.devices()  # every process's, after jax_processes
         if len(devices) < 2:
             raise ValueError(
                 f"--distribute needs at least 2 devices, JAX found {len(devices)} "
-                f"({', '.join(map(str, devices))}); drop --distribute")
+                f"({', '.join(map(str, devices))}); drop --distribute, or set TF_CONFIG "
+                "to train on several processes")
         _check_split(batch_size, len(devices))
-        keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
+        keras.distribution.set_distribution(
+            _process_data_parallel()(batch_size, devices=devices))
+        where = (f", {jax.process_count()} processes" if jax.process_count() > 1 else "")
         return contextlib.nullcontext, (
-            f"keras.distribution.DataParallel on {len(devices)} devices")
+            f"keras.distribution.DataParallel on {len(devices)} devices{where}")
     raise ValueError(
         f"--distribute supports the tensorflow and jax backends, not {backend}; "
         "set KERAS_BACKEND=tensorflow or jax")

@@ -64,6 +64,14 @@ class GammaBalance(keras.callbacks.Callback):
         self.model.mse_running.assign(self._running)
         self.model.gamma.assign(self._gamma)
 
+    def on_epoch_end(self, epoch, logs=None):
+        # Under JAX, at the end of a dataset of unknown length (a filtered
+        # tf.data pipeline; training on several processes), Keras's trainer
+        # puts back the variables of the step before this callback's last
+        # update; set them again before the checkpoint is written.
+        self.model.mse_running.assign(self._running)
+        self.model.gamma.assign(self._gamma)
+
 
 class StopOnNonFinite(keras.callbacks.Callback):
     """Stop training at the first NaN/inf loss, saying which batch."""
