@@ -3,7 +3,9 @@
 TensorFlow: `tf.distribute.MirroredStrategy` on the GPUs of one machine, or
 `MultiWorkerMirroredStrategy` across machines described by `TF_CONFIG`; the
 model must be built (or loaded) inside `strategy.scope()`. JAX:
-`keras.distribution.DataParallel`, set before the model is built. PyTorch has
+`keras.distribution.DataParallel`, set before the model is built, over the
+devices of one process or, with the same `TF_CONFIG`, of several processes
+joined by `jax.distributed` (CPU collectives: gloo). PyTorch has
 no such path in Keras's own trainer.
 
 Each replica computes the loss on its share of the global batch; Keras's
@@ -26,6 +28,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import warnings
 
 import keras
 
@@ -396,8 +399,9 @@ def jax_processes(cluster: Cluster, startup_timeout: float = STARTUP_TIMEOUT) ->
     worker 0) is JAX's coordinator at its address and process 0; each task's
     place in the cluster is its process id. Only the coordinator's port is
     opened (checked first, `check_port_free`); JAX's CPU collectives (gloo)
-    connect the processes. ClusterError when the others do not all come up
-    within startup_timeout seconds. Once joined, `jax.devices()` lists every
+    connect the processes. When the others do not all come up within
+    startup_timeout seconds, JAX's runtime ends this process (SIGABRT,
+    "DEADLINE_EXCEEDED"); ClusterError where it raises an exception instead. Once joined, `jax.devices()` lists every
     process's devices, and `keras.distribution.DataParallel` over them gives
     each process its share of every tf.data batch.
     """
@@ -405,10 +409,16 @@ def jax_processes(cluster: Cluster, startup_timeout: float = STARTUP_TIMEOUT) ->
 
     if jax.distributed.is_initialized():
         return
+    # The shares of process_shard have no known length (a filter drops a
+    # partial last batch), so Keras warns at the end of every epoch that the
+    # input "ran out of data"; that is how the epoch ends here.
+    warnings.filterwarnings("ignore", message="Your input ran out of data",
+                            category=UserWarning)
     if cluster.rank == 0:
         check_port_free(cluster)
-    logger.info("JAX processes: %s; waiting up to %gs for %d processes", cluster.describe(),
-                startup_timeout, cluster.num_workers)
+    logger.info("JAX processes: %s; waiting up to %gs for %d processes (after that, JAX "
+                "ends this process: DEADLINE_EXCEEDED)", cluster.describe(), startup_timeout,
+                cluster.num_workers)
     try:
         jax.distributed.initialize(
             coordinator_address=cluster.tasks[0][1], num_processes=cluster.num_workers,

@@ -125,3 +125,101 @@ def test_two_jax_processes_take_the_same_steps_as_one(tmp_path):
     saved = keras.saving.load_model(f"{t}/out0/checkpoint.keras")
     np.testing.assert_array_equal(
         np.concatenate([w.ravel() for w in saved.get_weights()]), f0)
+
+
+@pytest.mark.slow
+def test_the_cli_trains_on_two_jax_processes(tmp_path):
+    t, out = str(tmp_path), str(tmp_path / "run")
+    logs = [f"{t}/c0", f"{t}/c1"]
+    argv = ["-m", "split_vae", "train", *TINY_TRAIN_FLAGS, "--epochs", "2", "--verbose", "2",
+            "--distribute", "--out", out]
+    results = finish(start_workers([argv] * 2, logs, env=JAX), logs, timeout=300)
+    for rc, _, err in results:
+        assert rc == 0, err[-3000:]
+        assert "DataParallel on 2 devices, 2 processes" in err
+        assert "ran out of data" not in err and "Traceback" not in err
+    assert "not the chief: writes no files" in results[1][2]
+    import keras
+    import split_vae  # noqa: F401  (registers SplitVAE for loading)
+    final = keras.saving.load_model(f"{out}/model.keras")
+    # --limit 96, batches of 32: 3 global steps an epoch, 2 epochs.
+    assert int(final.optimizer.iterations.numpy()) == 6
+    with open(f"{out}/history.json") as f:
+        rows = json.load(f)
+    assert [r["epoch"] for r in rows] == [1, 2]
+    assert float(final.gamma.numpy()) == pytest.approx(rows[-1]["gamma"], rel=1e-6)
+    for name in ("generated.png", "reconstructed.png", "config.json", "checkpoint.keras"):
+        assert os.path.getsize(f"{out}/{name}") > 0
+
+
+# ---------------------------------------------------------------------------
+# Fast: the split of the data and the checks before anything starts
+# ---------------------------------------------------------------------------
+def test_each_process_gets_its_part_of_every_whole_global_batch():
+    import tensorflow as tf
+
+    from split_vae.distribute import process_shard
+
+    # 70 examples in global batches of 32: 32, 32 and a partial 6 (dropped).
+    ds = tf.data.Dataset.range(70).batch(32).map(lambda b: b * 1)
+    parts = [[b.numpy().tolist() for b in process_shard(ds, 32, 2, i)] for i in (0, 1)]
+    assert parts[0] == [list(range(0, 16)), list(range(32, 48))]
+    assert parts[1] == [list(range(16, 32)), list(range(48, 64))]
+    # Exactly one whole batch (64 = 2 x 32): nothing dropped.
+    ds = tf.data.Dataset.range(64).batch(32)
+    assert [len(b) for b in process_shard(ds, 32, 2, 1)] == [16, 16]
+    # One example over (65): the partial batch of 1 is dropped on both.
+    ds = tf.data.Dataset.range(65).batch(32)
+    assert [len(b) for b in process_shard(ds, 32, 2, 0)] == [16, 16]
+    assert [b.numpy()[0] for b in process_shard(ds, 32, 4, 3)] == [24, 56]
+
+
+def cluster(port0, port1=2001, index=0):
+    return json.dumps({"cluster": {"worker": [f"127.0.0.1:{port0}", f"127.0.0.1:{port1}"]},
+                       "task": {"type": "worker", "index": index}})
+
+
+def test_the_coordinator_port_in_use_is_refused_before_joining():
+    import socket
+
+    from split_vae.distribute import jax_processes, read_tf_config
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(ValueError, match=f"port {port} of this worker .* is taken"):
+            jax_processes(read_tf_config(cluster(port)), startup_timeout=1)
+
+
+def test_the_cli_under_jax_refuses_a_wrong_tf_config_before_training(tmp_path):
+    proc = run_cli("train", *TINY_TRAIN_FLAGS, "--epochs", "1", "--distribute",
+                   "--out", str(tmp_path / "run"),
+                   env=dict(JAX, TF_CONFIG=cluster(2000, index=2)))
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "task index 2 is out of range" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("index", [0, 1])
+def test_a_jax_process_whose_peer_never_comes_up_ends_after_the_startup_timeout(
+        tmp_path, index):
+    """One process of two, the other never started. JAX gives no exception
+    to catch: after the start-up timeout its runtime ends the process
+    (SIGABRT, "DEADLINE_EXCEEDED"), before any training or file."""
+    import signal
+    import time
+
+    port0, port1 = free_ports(2)
+    log = f"{tmp_path}/alone"
+    started = time.monotonic()
+    proc = start(["-m", "split_vae", "train", *TINY_TRAIN_FLAGS, "--epochs", "1",
+                  "--distribute", "--startup-timeout", "3", "--out", f"{tmp_path}/run"],
+                 dict(JAX, TF_CONFIG=cluster(port0, port1, index=index)), log=log)
+    (rc, _, err), = finish([proc], [log], timeout=120)
+    elapsed = time.monotonic() - started
+    assert rc == -signal.SIGABRT, err[-3000:]
+    assert "waiting up to 3s for 2 processes" in err and "DEADLINE_EXCEEDED" in err, err
+    print(f"process {index} alone ended {elapsed:.1f} s after it was started")
+    assert elapsed >= 3
+    assert not os.path.exists(f"{tmp_path}/run/checkpoint.keras")

@@ -236,16 +236,6 @@ def test_the_cli_refuses_a_wrong_tf_config_before_training(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
-def test_several_workers_under_jax_are_refused_before_training(tmp_path):
-    proc = run_cli("train", *TINY_TRAIN_FLAGS, "--epochs", "1", "--distribute",
-                   "--out", str(tmp_path / "run"),
-                   env={"TF_CONFIG": cluster_json(index=0), "KERAS_BACKEND": "jax",
-                        "XLA_FLAGS": "--xla_force_host_platform_device_count=2"})
-    assert proc.returncode == 2, proc.stderr[-2000:]
-    assert "TF_CONFIG names 2 workers, which only the tensorflow backend" in proc.stderr
-    assert not (tmp_path / "run").exists()
-
-
 # ---------------------------------------------------------------------------
 # Start-up: a worker that never comes up
 # ---------------------------------------------------------------------------
