@@ -133,8 +133,14 @@ def test_the_cli_trains_on_two_jax_processes(tmp_path):
     logs = [f"{t}/c0", f"{t}/c1"]
     argv = ["-m", "split_vae", "train", *TINY_TRAIN_FLAGS, "--epochs", "2", "--verbose", "2",
             "--distribute", "--out", out]
-    results = finish(start_workers([argv] * 2, logs, env=JAX), logs, timeout=300)
-    for rc, _, err in results:
+    procs = start_workers([argv] * 2, logs, env=JAX)
+    # The reference: one process, no --distribute, the same global batches
+    # (96 images: 3 whole batches of 32, none dropped).
+    logs.append(f"{t}/one")
+    procs.append(start(argv[:-3] + ["--out", f"{t}/one_run"], JAX, log=logs[-1]))
+    results = finish(procs, logs, timeout=300)
+    assert results[2][0] == 0, results[2][2][-3000:]
+    for rc, _, err in results[:2]:
         assert rc == 0, err[-3000:]
         assert "DataParallel on 2 devices, 2 processes" in err
         assert "ran out of data" not in err and "Traceback" not in err
@@ -144,10 +150,13 @@ def test_the_cli_trains_on_two_jax_processes(tmp_path):
     final = keras.saving.load_model(f"{out}/model.keras")
     # --limit 96, batches of 32: 3 global steps an epoch, 2 epochs.
     assert int(final.optimizer.iterations.numpy()) == 6
-    with open(f"{out}/history.json") as f:
-        rows = json.load(f)
-    assert [r["epoch"] for r in rows] == [1, 2]
-    assert float(final.gamma.numpy()) == pytest.approx(rows[-1]["gamma"], rel=1e-6)
+    one = keras.saving.load_model(f"{t}/one_run/model.keras")
+    rows = [json.load(open(f"{d}/history.json")) for d in (out, f"{t}/one_run")]
+    assert [r["epoch"] for r in rows[0]] == [1, 2]
+    for r, r_one in zip(*rows):
+        assert r["loss"] == pytest.approx(r_one["loss"], rel=1e-4)
+    assert float(final.gamma.numpy()) == pytest.approx(float(one.gamma.numpy()), rel=1e-5)
+    assert float(final.gamma.numpy()) < rows[0][-1]["gamma"]  # the last batch's update
     for name in ("generated.png", "reconstructed.png", "config.json", "checkpoint.keras"):
         assert os.path.getsize(f"{out}/{name}") > 0
 
