@@ -186,3 +186,15 @@ def assert_keras_round_trip(model, path) -> SplitVAE:
     assert loaded.config == model.config
     assert_same_outputs(loaded, model)
     return loaded
+
+
+class RecordSteps(keras.callbacks.Callback):
+    """gamma and the logged loss after every batch (the multi-process tests)."""
+
+    def __init__(self):
+        super().__init__()
+        self.gammas, self.losses = [], []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.gammas.append(float(self.model.gamma.numpy()))
+        self.losses.append(float(logs["loss"]))

@@ -20,7 +20,8 @@ import numpy as np
 import pytest
 
 from helpers import TINY_TRAIN_FLAGS, run_cli
-from workers import assert_same_updates, finish, free_ports, start, start_workers
+from workers import (assert_only_the_chief_wrote, assert_same_steps_as_one, finish, free_ports, start, start_workers,
+                     two_against_one)
 
 JAX = {"KERAS_BACKEND": "jax"}
 
@@ -31,7 +32,7 @@ import json, os, sys
 import numpy as np
 sys.path.insert(0, "tests")
 import keras
-from helpers import tiny_config, tiny_images
+from helpers import RecordSteps as Record, tiny_config, tiny_images
 from split_vae import GammaBalance, SplitVAE, data, distribute
 from split_vae.training import AtomicCheckpoint, HistoryWriter
 
@@ -40,13 +41,6 @@ several = bool(os.environ.get("TF_CONFIG"))
 if several:
     scope, what = distribute.data_parallel(32, startup_timeout=120)
 
-class Record(keras.callbacks.Callback):
-    def __init__(self):
-        super().__init__()
-        self.gammas, self.losses = [], []
-    def on_train_batch_end(self, batch, logs=None):
-        self.gammas.append(float(self.model.gamma.numpy()))
-        self.losses.append(float(logs["loss"]))
 
 # Image i holds tiny_images(64)[i]; its corner pixel is replaced by i / 100
 # so that each process's share of a batch can be told apart.
@@ -79,52 +73,16 @@ json.dump({"what": what if several else "one process", "gammas": record.gammas,
 """
 
 
-def load(result):
-    with open(result + ".json") as f:
-        out = json.load(f)
-    arrays = np.load(result + ".npz")
-    return out, [arrays[f"arr_{i}"] for i in range(len(out["names"]))], arrays["final"]
-
-
 @pytest.mark.slow
 def test_two_jax_processes_take_the_same_steps_as_one(tmp_path):
     t = str(tmp_path)
-    logs = [f"{t}/p0", f"{t}/p1", f"{t}/one"]
-    argvs = [["-c", TRAIN, f"{t}/out{i}", f"{t}/r{i}"] for i in range(2)]
-    procs = start_workers(argvs, logs[:2], env=JAX)
-    procs.append(start(["-c", TRAIN, f"{t}/out_one", f"{t}/one"], JAX, log=logs[2]))
-    for rc, _, err in finish(procs, logs, timeout=300):
-        assert rc == 0, err[-3000:]
-    (p0, d0, f0), (p1, d1, f1) = load(f"{t}/r0"), load(f"{t}/r1")
-    one, d_one, _ = load(f"{t}/one")
-    assert p0["what"] == "keras.distribution.DataParallel on 2 devices, 2 processes"
+    results = two_against_one(TRAIN, t, env=JAX)
+    assert results[0][0]["what"] == "keras.distribution.DataParallel on 2 devices, 2 processes"
+    # 64 images, global batches of 32: two steps in every process, each the
+    # one-process step; each process feeds one half of every global batch.
+    assert_same_steps_as_one(*results, "two JAX processes")
 
-    # 64 images, global batches of 32: two steps in every process.
-    assert len(p0["losses"]) == len(p1["losses"]) == len(one["losses"]) == 2
-    assert p0["gammas"] == p1["gammas"]
-    np.testing.assert_allclose(p0["gammas"], one["gammas"], rtol=1e-6)
-    assert one["gammas"][-1] < 1
-    assert p0["losses"] == p1["losses"]
-    np.testing.assert_allclose(p0["losses"], one["losses"], rtol=1e-5)
-    np.testing.assert_array_equal(f0, f1)
-    worst = assert_same_updates(d_one, d0, one["names"])
-    print(f"two JAX processes: largest update difference / tolerance = {worst:.2e}")
-
-    # Each process feeds one half of every global batch: the same seeded
-    # shuffle everywhere, no example in both, one pass over the data.
-    assert len(p0["shares"]) == len(p1["shares"]) == len(one["shares"]) == 2
-    for s0, s1, whole in zip(p0["shares"], p1["shares"], one["shares"]):
-        assert len(s0) == len(s1) == 16 and not set(s0) & set(s1)
-        assert sorted(s0 + s1) == whole
-    assert sorted(i for s in one["shares"] for i in s) == list(range(64))
-
-    # Only the chief wrote, and its checkpoint holds the trained weights.
-    assert p0["write"] == f"{t}/out0" and p1["write"] != f"{t}/out1"
-    assert not os.path.exists(f"{t}/out1") and not os.path.exists(p1["write"])
-    import keras
-    saved = keras.saving.load_model(f"{t}/out0/checkpoint.keras")
-    np.testing.assert_array_equal(
-        np.concatenate([w.ravel() for w in saved.get_weights()]), f0)
+    assert_only_the_chief_wrote(t, results)
 
 
 @pytest.mark.slow

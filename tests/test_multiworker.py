@@ -28,8 +28,8 @@ import numpy as np
 import pytest
 
 from helpers import TINY_TRAIN_FLAGS, run_cli
-from workers import (assert_same_updates, finish, free_ports, read, start, start_workers,
-                     tf_config)
+from workers import (assert_only_the_chief_wrote, assert_same_steps_as_one, finish, free_ports, read, start,
+                     start_workers, tf_config, two_against_one)
 
 # One worker, or the one-device reference when TF_CONFIG is unset: the same
 # seed, model, data and steps. Writes RESULT.json and RESULT.npz.
@@ -38,7 +38,7 @@ import json, os, sys
 import numpy as np
 sys.path.insert(0, "tests")
 import keras
-from helpers import tiny_config, tiny_images
+from helpers import RecordSteps as Record, tiny_config, tiny_images
 from split_vae import GammaBalance, SplitVAE, data, distribute
 from split_vae.training import AtomicCheckpoint, HistoryWriter
 
@@ -48,13 +48,6 @@ scope, what = (distribute.data_parallel(32, startup_timeout=120) if several
                else (distribute.contextlib.nullcontext, "one device"))
 import tensorflow as tf
 
-class Record(keras.callbacks.Callback):
-    def __init__(self):
-        super().__init__()
-        self.gammas, self.losses = [], []
-    def on_train_batch_end(self, batch, logs=None):
-        self.gammas.append(float(self.model.gamma.numpy()))
-        self.losses.append(float(logs["loss"]))
 
 x = tiny_images(64)
 with scope():
@@ -87,58 +80,19 @@ json.dump({"what": what, "gammas": record.gammas, "losses": record.losses,
 """
 
 
-def load(result):
-    with open(result + ".json") as f:
-        out = json.load(f)
-    arrays = np.load(result + ".npz")
-    deltas = [arrays[f"arr_{i}"] for i in range(len(out["names"]))]
-    return out, deltas, arrays["final"]
-
-
 def test_two_workers_take_the_same_steps_as_one_process(tmp_path):
     t = str(tmp_path)
-    logs = [f"{t}/w0", f"{t}/w1", f"{t}/one"]
-    argvs = [["-c", TRAIN, f"{t}/out{i}", f"{t}/r{i}"] for i in range(2)]
-    procs = start_workers(argvs, logs[:2])
-    procs.append(start(["-c", TRAIN, f"{t}/out_one", f"{t}/one"], log=logs[2]))
-    for rc, _, err in finish(procs, logs, timeout=300):
-        assert rc == 0, err[-3000:]
-    (w0, d0, f0), (w1, d1, f1) = load(f"{t}/r0"), load(f"{t}/r1")
-    one, d_one, _ = load(f"{t}/one")
+    results = two_against_one(TRAIN, t)
+    w0 = results[0][0]
     assert w0["what"] == "MultiWorkerMirroredStrategy, 2 workers"
+    # 64 images, global batches of 32: two steps on every worker, each the
+    # one-process step (the loss, gamma, every weight update to the tolerance
+    # of tests/test_distribute.py); at each step the workers get the two
+    # halves of the tf.data global batch one process gets (the same seeded
+    # shuffle everywhere), no example twice, one pass over the 64 examples.
+    assert_same_steps_as_one(*results, "two workers")
 
-    # 64 images, global batches of 32: two steps on every worker.
-    assert len(w0["losses"]) == len(w1["losses"]) == len(one["losses"]) == 2
-    # gamma after every batch: bit for bit the same on both workers (each
-    # computes it from the same all-reduced batch MSE), and one device's.
-    assert w0["gammas"] == w1["gammas"]
-    np.testing.assert_allclose(w0["gammas"], one["gammas"], rtol=1e-6)
-    assert one["gammas"][-1] < 1
-    # The loss (the mean over the global batches so far) as on one device.
-    assert w0["losses"] == w1["losses"]
-    np.testing.assert_allclose(w0["losses"], one["losses"], rtol=1e-5)
-    # Every weight update: the same on both workers, and one device's to
-    # the tolerance of tests/test_distribute.py.
-    np.testing.assert_array_equal(f0, f1)
-    worst = assert_same_updates(d_one, d0, one["names"])
-    print(f"two workers: largest update difference / tolerance = {worst:.2e}")
-
-    # The tf.data pipeline: at each step the workers get the two halves of
-    # the global batch one device gets (the same seeded shuffle everywhere),
-    # no example twice; the epoch is one pass over the 64 examples.
-    for s0, s1, whole in zip(w0["shares"], w1["shares"], one["shares"]):
-        assert len(s0) == len(s1) == 16 and not set(s0) & set(s1)
-        assert sorted(s0 + s1) == whole
-    assert sorted(i for s in one["shares"] for i in s) == list(range(64))
-
-    # Only the chief wrote: worker 1's directory was never created, and its
-    # files went to a scratch directory, removed when it ended.
-    assert w0["write"] == f"{t}/out0" and w1["write"] != f"{t}/out1"
-    assert not os.path.exists(f"{t}/out1") and not os.path.exists(w1["write"])
-    import keras
-    saved = keras.saving.load_model(f"{t}/out0/checkpoint.keras")
-    np.testing.assert_array_equal(
-        np.concatenate([w.ravel() for w in saved.get_weights()]), f0)
+    assert_only_the_chief_wrote(t, results)
     with open(f"{t}/out0/history.json") as f:
         assert [round(r["loss"], 4) for r in json.load(f)] == [round(w0["losses"][-1], 4)]
 

@@ -329,17 +329,24 @@ def test_balance_decay_range_is_checked():
     GammaBalance(decay=0.0)
 
 
-def test_balance_sets_gamma_again_at_the_end_of_the_epoch():
-    # Under JAX, Keras's trainer may put back a previous step's variables
-    # after the last batch (a dataset of unknown length); the callback's own
-    # gamma and running MSE win at the end of the epoch.
+def balanced_once():
+    """A model with gamma 0.3 and running MSE 0.4, then one batch of MSE 0.1
+    through GammaBalance(decay=0.5): running 0.25, gamma 0.25."""
     m = fresh()
     m.gamma.assign(0.3)
     m.mse_running.assign(0.4)
     cb = GammaBalance(decay=0.5)
     cb.set_model(m)
     cb.on_train_begin()
-    cb.on_train_batch_end(0, {"batch_mse": 0.1})            # running 0.25, gamma 0.25
+    cb.on_train_batch_end(0, {"batch_mse": 0.1})
+    return m, cb
+
+
+def test_balance_sets_gamma_again_at_the_end_of_the_epoch():
+    # Under JAX, Keras's trainer may put back a previous step's variables
+    # after the last batch (a dataset of unknown length); the callback's own
+    # gamma and running MSE win at the end of the epoch.
+    m, cb = balanced_once()
     m.gamma.assign(0.3)                                     # the stale state put back
     m.mse_running.assign(0.4)
     cb.on_epoch_end(0)
@@ -348,13 +355,7 @@ def test_balance_sets_gamma_again_at_the_end_of_the_epoch():
 
 
 def test_balance_keeps_the_last_gamma_on_a_non_finite_mse():
-    m = fresh()
-    m.gamma.assign(0.3)
-    m.mse_running.assign(0.4)
-    cb = GammaBalance(decay=0.5)
-    cb.set_model(m)
-    cb.on_train_begin()
-    cb.on_train_batch_end(0, {"batch_mse": 0.1})            # running 0.25, gamma 0.25
+    m, cb = balanced_once()
     for bad in (float("nan"), float("inf")):
         cb.on_train_batch_end(1, {"batch_mse": bad})
         assert float(m.gamma.numpy()) == pytest.approx(0.25)

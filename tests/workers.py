@@ -103,3 +103,67 @@ def assert_same_updates(d1, d2, names, rel=2e-3, floor=1e-6):
     moved = [name for a, name in zip(d1, names) if np.abs(a).max() > 0]
     assert len(moved) > len(names) // 2  # the steps did change the network
     return worst
+
+
+def load_result(result):
+    """(RESULT.json, weight updates, final weights) written by a training script."""
+    import json
+
+    with open(result + ".json") as f:
+        out = json.load(f)
+    arrays = np.load(result + ".npz")
+    deltas = [arrays[f"arr_{i}"] for i in range(len(out["names"]))]
+    return out, deltas, arrays["final"]
+
+
+def two_against_one(script, t, env=None, timeout=300):
+    """script run as two workers (out0, out1) and alone (out_one); their results."""
+    logs = [f"{t}/w0", f"{t}/w1", f"{t}/one"]
+    argvs = [["-c", script, f"{t}/out{i}", f"{t}/r{i}"] for i in range(2)]
+    procs = start_workers(argvs, logs[:2], env=env)
+    procs.append(start(["-c", script, f"{t}/out_one", f"{t}/one"], env, log=logs[2]))
+    for rc, _, err in finish(procs, logs, timeout=timeout):
+        assert rc == 0, err[-3000:]
+    return load_result(f"{t}/r0"), load_result(f"{t}/r1"), load_result(f"{t}/one")
+
+
+def assert_same_steps_as_one(w0, w1, one, what):
+    """Two workers' 2 steps on 64 images (global batches of 32) against one's.
+
+    Each of w0, w1, one is load_result's triple. gamma after every batch is
+    bit for bit the same on both workers (each computes it from the same
+    reduced batch MSE) and one process's to 1e-6; the loss to 1e-5; every
+    weight update as assert_same_updates; each worker's share of every
+    tf.data batch is one half of the one-process batch (none in both, one
+    pass over the 64 examples). Prints and returns the worst update ratio.
+    """
+    (r0, d0, f0), (r1, _, f1), (r_one, d_one, _) = w0, w1, one
+    assert len(r0["losses"]) == len(r1["losses"]) == len(r_one["losses"]) == 2
+    assert r0["gammas"] == r1["gammas"]
+    np.testing.assert_allclose(r0["gammas"], r_one["gammas"], rtol=1e-6)
+    assert r_one["gammas"][-1] < 1
+    assert r0["losses"] == r1["losses"]
+    np.testing.assert_allclose(r0["losses"], r_one["losses"], rtol=1e-5)
+    np.testing.assert_array_equal(f0, f1)
+    worst = assert_same_updates(d_one, d0, r_one["names"])
+    print(f"{what}: largest update difference / tolerance = {worst:.2e}")
+    assert len(r0["shares"]) == len(r1["shares"]) == len(r_one["shares"]) == 2
+    for s0, s1, whole in zip(r0["shares"], r1["shares"], r_one["shares"]):
+        assert len(s0) == len(s1) == 16 and not set(s0) & set(s1)
+        assert sorted(s0 + s1) == whole
+    assert sorted(i for s in r_one["shares"] for i in s) == list(range(64))
+    return worst
+
+
+def assert_only_the_chief_wrote(t, results):
+    """After two_against_one: worker 0 (the chief) wrote into out0 a
+    checkpoint that holds the trained weights; worker 1's out1 was never
+    created and its scratch directory was removed when it ended."""
+    import keras
+
+    (w0, _, f0), (w1, _, _), _ = results
+    assert w0["write"] == f"{t}/out0" and w1["write"] != f"{t}/out1"
+    assert not os.path.exists(f"{t}/out1") and not os.path.exists(w1["write"])
+    saved = keras.saving.load_model(f"{t}/out0/checkpoint.keras")
+    np.testing.assert_array_equal(
+        np.concatenate([w.ravel() for w in saved.get_weights()]), f0)
