@@ -214,13 +214,14 @@ def test_help_documents_every_option(capsys):
 def test_entry_point_lists_every_command():
     # The real `python -m split_vae` entry point, once, in a process of its own.
     proc = cli("--help")
-    for command in ("train", "evaluate", "convert-legacy", "explore"):
+    for command in ("train", "evaluate", "convert-legacy", "generate", "explore"):
         assert command in proc.stdout, command
     assert proc.stderr == ""
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["train", "--help"], ["evaluate", "--help"],
-                                  ["convert-legacy", "--help"], ["explore", "--help"]])
+                                  ["convert-legacy", "--help"], ["explore", "--help"],
+                                  ["generate", "--help"]])
 def test_parsing_and_help_import_no_framework(argv):
     # --help must answer at once: nothing heavy is imported to build the parser
     # (python -X importtime lists every module the process imports).
