@@ -94,15 +94,19 @@ def stepwise_fit(z, k, seed, max_iter=200):
     return gmm
 
 
-def gmm_rows(n: int, seed: int = 0):
+def gmm_rows(n: int, sizes=GMM_SIZES, seed: int = 0):
     from sklearn.mixture import GaussianMixture
 
     from split_vae.sampling import fit_gmm
 
     rows = []
-    for k, d in GMM_SIZES:
+    with warnings.catch_warnings():  # warm-up: the first fit of a process pays imports
+        warnings.simplefilter("ignore")
+        GaussianMixture(2, covariance_type="full").fit(np.random.default_rng(0).random((200, 4)))
+    for k, d in sizes:
+        # Overlapping clusters, as z_mean's are: EM takes tens of iterations.
         rng = np.random.default_rng(seed)
-        centres = rng.normal(0, 1.5, size=(k, d))
+        centres = rng.normal(0, 0.3, size=(k, d))
         z = centres[rng.integers(k, size=n)] + rng.normal(size=(n, d))
         times = {}
         with warnings.catch_warnings():
@@ -128,12 +132,13 @@ def main(argv=None) -> int:
     p.add_argument("--gmm-n", type=int, default=10000, help="latent codes per GMM fit")
     p.add_argument("--extractors", default="inception,fid-inception,fd-fmnist")
     p.add_argument("--fid-weights", default=None, help="pytorch-fid's .pth, if at hand")
-    p.add_argument("--skip-gmm", action="store_true")
+    p.add_argument("--gmm-sizes", default=",".join(f"{k}x{d}" for k, d in GMM_SIZES),
+                   help="components x dimension of each fit, e.g. 20x32,100x150")
     args = p.parse_args(argv)
     rows = extractor_rows([e for e in args.extractors.split(",") if e], args.n,
                           args.fid_weights)
-    if not args.skip_gmm:
-        rows += gmm_rows(args.gmm_n)
+    sizes = [tuple(int(v) for v in s.split("x")) for s in args.gmm_sizes.split(",") if s]
+    rows += gmm_rows(args.gmm_n, sizes)
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     print("| what | size | speed | ratio |")
     print("|---|---|---|---|")
