@@ -1,6 +1,6 @@
 """Is feeding the bottleneck? Images/s of the input pipeline vs. of training.
 
-Claim (issue #3): `split_vae.data.load` feeds images faster than a Split VAE
+Claim: `split_vae.data.load` feeds images faster than a Split VAE
 trains on them, so training time is the model's. This script measures, for the
 mnist preset (32x32x1, batches of 100):
 

@@ -1,6 +1,7 @@
 """Write the per-dataset notebooks (thin drivers of the library, no model code).
 
     python notebooks/make_notebooks.py          # rewrites notebooks/*.ipynb, no outputs
+    python notebooks/make_notebooks.py --keep-outputs   # new sources, outputs kept
 
 The notebooks share one skeleton; what differs per dataset is in DATASETS.
 Each has three modes, picked by SPLIT_VAE_NOTEBOOK_MODE or by the hardware:
@@ -65,7 +66,11 @@ def cells_for(name: str, spec: dict):
            "(rows sigma, x1, x2, x_hat), resample the latent space with a Gaussian mixture "
            "and measure FID with the paper's protocol.\n\n" + spec["paper"]),
         code("import logging\n"
-             "import os\n\n"
+             "import os\n"
+             "import warnings\n\n"
+             "# tqdm's notebook bars need ipywidgets; without it tqdm falls back to text\n"
+             "# bars, which work: its warning about that says nothing to act on.\n"
+             "warnings.filterwarnings(\"ignore\", message=\"IProgress not found\")\n\n"
              "import keras\n"
              "import matplotlib.pyplot as plt\n"
              "import numpy as np\n"
@@ -126,11 +131,17 @@ def cells_for(name: str, spec: dict):
         md("## Training\n\n`GammaBalance` lowers gamma, the running reconstruction MSE, after "
            "every batch: the effective KL weight beta*gamma shrinks as reconstruction "
            "improves. In paper mode `FIDHistory` follows the FID of x_hat, x1 and x2 along "
-           "training (the paper's Figure 11)."),
+           "training (the paper's Figure 11).\n\n"
+           "**The loss printed below rises, several-fold, while gamma falls: that is the "
+           "balance working, not training going wrong.** The loss is "
+           "rec/gamma + beta*KL: as gamma shrinks, the same reconstruction error counts for "
+           "more, so the loss grows while `mse`, the reconstruction error itself, falls. "
+           "Follow `mse` (and `kl`) to see progress, not `loss`."),
         code('callbacks = [GammaBalance()]\n'
              'if MODE == "paper":\n'
              '    callbacks.append(FIDHistory(test[:1000], every=10, extractor=EXTRACTOR,\n'
              '                                n_samples=1000, plot_path=os.path.join(OUT, "fid.png")))\n'
+             '# loss rises as gamma falls (the balance, see above); mse is what falls.\n'
              'history = model.fit(train, epochs=config.epochs, callbacks=callbacks,\n'
              '                    verbose=1 if MODE == "paper" else 2)  # 2: a line per epoch'),
         code('fig, axes = plt.subplots(1, 3, figsize=(12, 3))\n'
@@ -194,10 +205,57 @@ def build(name: str, spec: dict):
     return nb
 
 
-def main():
+def clean_outputs(nb):
+    """Drop what a run leaves in outputs that a reader needs not see, in place.
+
+    tqdm's "IProgress not found" warning, and the redraws of progress bars
+    (stderr chunks starting with a carriage return: a terminal overwrites
+    them, a saved notebook keeps every one); adjacent stream outputs of one
+    name are joined. Everything else is kept as the run wrote it.
+    """
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        kept = []
+        for out in cell.get("outputs", []):
+            if out.output_type == "stream" and out.name == "stderr" and (
+                    "IProgress not found" in out.text or out.text.startswith("\r")):
+                continue
+            if (out.output_type == "stream" and kept and kept[-1].output_type == "stream"
+                    and kept[-1].name == out.name):
+                kept[-1].text += out.text
+                continue
+            kept.append(out)
+        cell.outputs = kept
+    return nb
+
+
+def refresh(name: str, spec: dict, path: str) -> None:
+    """Give the notebook at path the generator's cell sources, keeping its outputs
+    (cleaned): for edits of text and comments that do not change what runs."""
+    nb = nbformat.read(path, as_version=4)
+    fresh = build(name, spec)
+    if [c.cell_type for c in nb.cells] != [c.cell_type for c in fresh.cells]:
+        raise ValueError(f"{path}: its cells are not the generator's; rewrite it instead")
+    for cell, new in zip(nb.cells, fresh.cells):
+        cell.source = new.source
+    nbformat.write(clean_outputs(nb), path)
+
+
+def main(argv=None):
+    import argparse
+
+    p = argparse.ArgumentParser(description="Write the notebooks (without outputs).")
+    p.add_argument("--keep-outputs", action="store_true",
+                   help="update the sources of the notebooks on disk, keeping their "
+                        "outputs (cleaned of progress-bar redraws and tqdm's warning)")
+    args = p.parse_args(argv)
     for name, spec in DATASETS.items():
         path = os.path.join(HERE, f"{name}.ipynb")
-        nbformat.write(build(name, spec), path)
+        if args.keep_outputs:
+            refresh(name, spec, path)
+        else:
+            nbformat.write(build(name, spec), path)
         print("wrote", path)
 
 

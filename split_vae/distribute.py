@@ -425,6 +425,14 @@ def data_parallel(batch_size: int, startup_timeout: float = STARTUP_TIMEOUT):
     if backend == "jax":
         import jax
 
+        cluster = read_tf_config()
+        if cluster is not None and cluster.num_workers > 1:
+            raise ValueError(
+                f"TF_CONFIG names {cluster.num_workers} workers, which only the tensorflow "
+                "backend trains with (MultiWorkerMirroredStrategy); JAX across processes is "
+                "not supported here: set KERAS_BACKEND=tensorflow, or unset TF_CONFIG to "
+                "train on this machine's devices")
+
         devices = jax.devices()
         if len(devices) < 2:
             raise ValueError(

@@ -8,8 +8,9 @@ differ only in what a bare built-in name means:
 
 - `from_preset`: the untrained model of that preset, even where a directory
   of that name exists (write "./mnist" for the directory);
-- `from_pretrained`: a directory of that name, otherwise a ValueError
-  pointing at `from_preset` (a built-in name has no weights);
+- `from_pretrained`: a directory of that name, otherwise the trained model
+  shipped in the package ("digits", `SHIPPED`), otherwise a ValueError
+  pointing at `from_preset` (the other built-in names have no weights);
 - `for_evaluation` (the evaluate command, which measures whatever it is
   named): a directory of that name, otherwise the untrained model with a
   UserWarning.
@@ -31,6 +32,13 @@ import keras
 from . import legacy, presets
 from .config import PRESETS, get_preset
 
+# Trained models inside the package, read offline by `from_pretrained` (a
+# directory of the same name in the working directory wins). Rebuilt by
+# tools/build_digits_model.py, which records what it measured in the
+# preset's metadata.json.
+SHIPPED = {"digits": os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets",
+                                  "digits")}
+
 
 def from_preset(cls, name, cache_dir=None, **kwargs):
     """(model, description): a built-in preset name gives the untrained model,
@@ -48,7 +56,9 @@ def from_pretrained(cls, spec, cache_dir=None, **kwargs):
         spec: str or PathLike: a preset directory (config.json,
             model.weights.h5, metadata.json), a `.keras` file, a Keras 2
             `.h5`/`.hdf5` checkpoint of the authors' code (its configuration
-            inferred from its shapes), or a name of `presets.REGISTRY`.
+            inferred from its shapes), a name of `presets.REGISTRY`, or
+            "digits": the trained digits model shipped in the package
+            (`SHIPPED`), unless a directory of that name exists.
         cache_dir: the folder published weights are downloaded to
             (default `paths.cache_dir("weights")`).
         **kwargs: constructor arguments (e.g. `seed`), for every source but
@@ -67,6 +77,9 @@ def from_pretrained(cls, spec, cache_dir=None, **kwargs):
     path = os.fspath(spec)
     if isinstance(spec, os.PathLike) or os.path.exists(path):
         return from_path(cls, path, **kwargs)
+    if spec in SHIPPED:
+        model = presets.load_preset_dir(SHIPPED[spec], cls, **kwargs)
+        return model, f"trained model {spec}, shipped with split_vae ({SHIPPED[spec]})"
     if spec in PRESETS:
         raise ValueError(
             f"{spec!r} is a built-in configuration without published weights: use "

@@ -369,7 +369,9 @@ class SplitVAE(keras.Model):
         Args:
             name_or_path: a name of `presets.REGISTRY` (downloaded once into
                 cache_dir), a preset directory, a `.keras` file, or a Keras 2
-                `.hdf5` checkpoint of the original code. A built-in preset
+                `.hdf5` checkpoint of the original code, or "digits": a
+                trained digits model shipped in the package (offline; a
+                directory named "digits" wins). Any other built-in preset
                 name, which has no weights, raises ValueError.
             cache_dir: the folder downloads go in (default
                 `paths.cache_dir("weights")`, under $SPLIT_VAE_CACHE_DIR).

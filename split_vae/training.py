@@ -117,8 +117,10 @@ class AtomicCheckpoint(keras.callbacks.Callback):
 class HistoryWriter(keras.callbacks.Callback):
     """Write the per-epoch logs to CSV and JSON after every epoch, atomically.
 
-    Rows already in the CSV from epochs before the one training starts at are
-    kept, so a resumed run continues the same file.
+    Epochs are numbered as Keras prints them: the row after the first epoch
+    has epoch 1. Rows already in the file from epochs before the one training
+    starts at are kept, so a resumed run continues the same file (a file of
+    earlier versions, numbered from 0, is renumbered).
 
     Args:
         path: the CSV path; the JSON goes beside it (same name, .json).
@@ -134,14 +136,18 @@ class HistoryWriter(keras.callbacks.Callback):
         if not os.path.exists(self.json_path):
             return []
         with open(self.json_path) as f:
-            return json.load(f)
+            rows = json.load(f)
+        if rows and rows[0]["epoch"] == 0:     # numbered from 0 before version 0.2
+            rows = [dict(r, epoch=r["epoch"] + 1) for r in rows]
+        return rows
 
     def on_epoch_begin(self, epoch, logs=None):
+        # Keras's epoch index counts from 0: before it, `epoch` epochs are done.
         if self.rows is None:
-            self.rows = [r for r in self._read_existing() if r["epoch"] < epoch]
+            self.rows = [r for r in self._read_existing() if r["epoch"] <= epoch]
 
     def on_epoch_end(self, epoch, logs=None):
-        row = {"epoch": epoch}
+        row = {"epoch": epoch + 1}
         row.update({k: float(v) for k, v in sorted((logs or {}).items())})
         self.rows.append(row)
         keys = list(dict.fromkeys(k for r in self.rows for k in r))

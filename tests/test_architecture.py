@@ -186,3 +186,47 @@ def test_python_m_of_another_package_that_imports_ours_still_registers(saved_mod
 ])
 def test_only_the_command_line_itself_is_recognised(argv, expected):
     assert lazy.started_as_command_line("split_vae", "split-vae", argv) is expected
+
+
+def code_lines(node) -> int:
+    """Lines of a class or function, without the docstrings inside it."""
+    docstrings = 0
+    for sub in ast.walk(node):
+        if isinstance(sub, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            first = sub.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) \
+                    and isinstance(first.value.value, str):
+                docstrings += first.end_lineno - first.lineno + 1
+    return node.end_lineno - node.lineno + 1 - docstrings
+
+
+def too_long(limits: dict) -> list:
+    found = []
+    for name, path in package_modules().items():
+        with open(path, encoding="utf8") as f:
+            tree = ast.parse(f.read())
+        for node in ast.walk(tree):
+            kind = "class" if isinstance(node, ast.ClassDef) else "function" if isinstance(
+                node, (ast.FunctionDef, ast.AsyncFunctionDef)) else None
+            if kind and code_lines(node) > limits[kind]:
+                found.append(f"{name or 'split_vae'}.{node.name} ({code_lines(node)} lines)")
+    return found
+
+
+def test_no_class_over_300_lines_and_no_function_over_80():
+    assert not too_long({"class": 300, "function": 80})
+
+
+def test_the_length_check_sees_long_code():
+    # The limits just under the longest class and function must catch them.
+    longest = {"class": 0, "function": 0}
+    for path in package_modules().values():
+        with open(path, encoding="utf8") as f:
+            for node in ast.walk(ast.parse(f.read())):
+                if isinstance(node, ast.ClassDef):
+                    longest["class"] = max(longest["class"], code_lines(node))
+                elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    longest["function"] = max(longest["function"], code_lines(node))
+    assert too_long({"class": longest["class"] - 1, "function": 10 ** 6})
+    assert too_long({"class": 10 ** 6, "function": longest["function"] - 1})
+    assert not too_long(longest)

@@ -55,9 +55,9 @@ def test_train_writes_everything_and_resumes(tmp_path):
     assert "[split_vae] resuming" in proc.stderr and "after epoch 1" in proc.stderr
     assert "[split_vae] wrote" in proc.stderr                # our messages pass the filter
     rows = history_rows(out)
-    assert [r["epoch"] for r in rows] == ["0", "1"]
+    assert [r["epoch"] for r in rows] == ["1", "2"]     # as Keras prints "Epoch 1/2"
     hist = json.load(open(os.path.join(out, "history.json")))
-    assert [r["epoch"] for r in hist] == [0, 1]
+    assert [r["epoch"] for r in hist] == [1, 2]
     assert float(rows[1]["gamma"]) == pytest.approx(hist[1]["gamma"])
     second = keras.saving.load_model(os.path.join(out, "checkpoint.keras"))
     assert float(second.gamma.numpy()) <= gamma1
@@ -149,14 +149,14 @@ def test_balance_resume_and_no_resume_have_their_effect(tmp_path):
     assert run_train(out, "--epochs", "2") == 0                # resumes after epoch 1
     second = load(out, "checkpoint.keras")
     assert int(second.optimizer.iterations.numpy()) == 6
-    assert [r["epoch"] for r in history_rows(out)] == ["0", "1"]
+    assert [r["epoch"] for r in history_rows(out)] == ["1", "2"]
     assert float(second.gamma.numpy()) <= float(first.gamma.numpy())
     assert run_train(out, "--epochs", "1", "--no-resume", "--no-balance") == 0
     fresh = load(out, "checkpoint.keras")
     assert int(fresh.optimizer.iterations.numpy()) == 3        # started afresh
     assert float(fresh.gamma.numpy()) == 1.0                   # gamma left alone
     rows = history_rows(out)
-    assert [r["epoch"] for r in rows] == ["0"] and float(rows[0]["gamma"]) == 1.0
+    assert [r["epoch"] for r in rows] == ["1"] and float(rows[0]["gamma"]) == 1.0
 
 
 def test_seed_fixes_the_initial_weights(tmp_path):
@@ -324,3 +324,10 @@ def test_bad_options_give_a_clear_error(tmp_path, capsys, args, message):
     assert main(["train", "--out", str(tmp_path / "x"), *args]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_version_flag_prints_the_package_version():
+    from split_vae.version import __version__
+
+    proc = run_python(["-m", "split_vae", "--version"], check=True, timeout=60)
+    assert proc.stdout.strip() == f"split_vae {__version__}"

@@ -53,3 +53,33 @@ def test_notebook_runs_in_smoke_mode(name, tmp_path, monkeypatch):
     assert "parameters" in outputs  # the model cell printed its count
     assert "x_hat" in outputs and "GMM" in outputs  # the report was printed
     assert os.path.isfile(tmp_path / "runs" / f"{name}_smoke" / "preset" / "config.json")
+
+
+def test_committed_outputs_hold_no_progress_redraws_nor_tqdm_warning():
+    import sys
+
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_notebook, new_output
+
+    sys.path.insert(0, NB_DIR)
+    import make_notebooks
+
+    for name in NOTEBOOKS:
+        nb = nbformat.read(os.path.join(NB_DIR, f"{name}.ipynb"), as_version=4)
+        for cell in nb.cells:
+            for out in cell.get("outputs", []):
+                text = out.get("text", "")
+                assert "IProgress not found" not in text, name
+                assert not (out.get("name") == "stderr" and text.startswith("\r")), name
+    # the cleaner: warning and redraws dropped, adjacent streams joined, the rest kept
+    cell = new_code_cell("x", outputs=[
+        new_output("stream", name="stderr", text="tqdm/auto.py: TqdmWarning: IProgress not found."),
+        new_output("stream", name="stdout", text="Epoch 1/2\n"),
+        new_output("stream", name="stdout", text="loss: 3\n"),
+        new_output("stream", name="stderr", text="\revaluation:  11%|█  | 1/9"),
+        new_output("stream", name="stderr", text="warning: kept\n"),
+        new_output("display_data", data={"text/plain": "figure"})])
+    cleaned = make_notebooks.clean_outputs(new_notebook(cells=[cell])).cells[0].outputs
+    assert [(o.output_type, o.get("name"), o.get("text")) for o in cleaned] == [
+        ("stream", "stdout", "Epoch 1/2\nloss: 3\n"), ("stream", "stderr", "warning: kept\n"),
+        ("display_data", None, None)]

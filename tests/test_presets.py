@@ -14,7 +14,7 @@ import pytest
 import keras2_original as k2o
 from helpers import ROOT, assert_same_outputs, perturbed_weights, run_cli, tiny_config
 from split_vae import SplitVAE, SplitVAEConfig, get_preset, load_legacy_h5
-from split_vae import cli, presets
+from split_vae import cli, loader, presets
 from split_vae.presets import (CONFIG_FILE, METADATA_FILE, REGISTRY, WEIGHTS_FILE,
                                PretrainedWeights, WeightsUnavailableError)
 from split_vae.fileio import sha256_file
@@ -165,6 +165,21 @@ def test_builtin_name_wins_over_a_directory_of_that_name(tmp_path, monkeypatch):
     # An explicit path means the directory, which here is no preset.
     with pytest.raises(FileNotFoundError, match="no config.json"):
         SplitVAE.from_preset("./digits")
+
+
+def test_each_reader_gives_a_bare_builtin_name_its_own_meaning(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)                          # no directory named digits here
+    assert SplitVAE.from_preset("digits").config == get_preset("digits")
+    with pytest.raises(ValueError, match=r"without published weights: use "
+                                         r"SplitVAE\.from_preset\('mnist'\)"):
+        SplitVAE.from_pretrained("mnist")             # digits ships trained weights
+    with pytest.warns(UserWarning, match="UNTRAINED"):
+        model, description = loader.for_evaluation(SplitVAE, "digits")
+    assert description == "untrained preset digits"
+    assert model.config == get_preset("digits")
+    for read in (SplitVAE.from_preset, SplitVAE.from_pretrained):
+        with pytest.raises(ValueError, match="named by a string or a path, received int"):
+            read(3)
 
 
 def test_missing_weights(saved):

@@ -438,19 +438,38 @@ def test_history_writer_rows_and_resume(tmp_path):
     for epoch in range(3):
         first.on_epoch_begin(epoch)
         first.on_epoch_end(epoch, {"loss": 10.0 - epoch, "gamma": 0.5 ** epoch})
-    # A run resumed after epoch 1 (0-based: it starts at 1) replaces epochs 1 and 2.
+    # Rows are numbered as Keras prints its epochs, from 1.
+    assert [r["epoch"] for r in json.load(open(str(tmp_path / "history.json")))] == [1, 2, 3]
+    # A run resumed after epoch 1 (Keras's 0-based index: it starts at 1)
+    # replaces epochs 2 and 3.
     again = HistoryWriter(path)
     again.on_epoch_begin(1)
     again.on_epoch_end(1, {"loss": 42.0, "gamma": 0.125, "kl": 3.0})
     rows = json.load(open(str(tmp_path / "history.json")))
-    assert [r["epoch"] for r in rows] == [0, 1]
-    assert rows[0] == {"epoch": 0, "gamma": 1.0, "loss": 10.0}
-    assert rows[1] == {"epoch": 1, "gamma": 0.125, "kl": 3.0, "loss": 42.0}
+    assert [r["epoch"] for r in rows] == [1, 2]
+    assert rows[0] == {"epoch": 1, "gamma": 1.0, "loss": 10.0}
+    assert rows[1] == {"epoch": 2, "gamma": 0.125, "kl": 3.0, "loss": 42.0}
     with open(path) as f:
         table = list(csv.DictReader(f))
-    assert [r["epoch"] for r in table] == ["0", "1"]
+    assert [r["epoch"] for r in table] == ["1", "2"]
     assert float(table[1]["loss"]) == 42.0 and float(table[1]["kl"]) == 3.0
     assert table[0]["kl"] == ""                             # a missing value is empty
+
+
+def test_history_writer_renumbers_a_file_numbered_from_0(tmp_path):
+    import json
+
+    from split_vae.training import HistoryWriter
+
+    path = tmp_path / "history.csv"
+    old = [{"epoch": 0, "loss": 3.0}, {"epoch": 1, "loss": 2.0}, {"epoch": 2, "loss": 1.5}]
+    (tmp_path / "history.json").write_text(json.dumps(old))
+    resumed = HistoryWriter(str(path))
+    resumed.on_epoch_begin(2)                         # two epochs done: the third begins
+    resumed.on_epoch_end(2, {"loss": 1.0})
+    rows = json.loads((tmp_path / "history.json").read_text())
+    assert rows == [{"epoch": 1, "loss": 3.0}, {"epoch": 2, "loss": 2.0},
+                    {"epoch": 3, "loss": 1.0}]
 
 
 def test_history_writer_during_fit_matches_the_history(tmp_path):
@@ -463,7 +482,7 @@ def test_history_writer_during_fit_matches_the_history(tmp_path):
     h = m.fit(tiny_images(64), epochs=2, batch_size=32, verbose=0,
               callbacks=[GammaBalance(), HistoryWriter(path)])
     rows = json.load(open(str(tmp_path / "h.json")))
-    assert [r["epoch"] for r in rows] == [0, 1]
+    assert [r["epoch"] for r in rows] == [1, 2]
     for key, values in h.history.items():
         assert [r[key] for r in rows] == pytest.approx(values, rel=1e-6), key
 

@@ -13,6 +13,7 @@ import contextlib
 import logging
 import sys
 
+from ..version import __version__
 from . import convert, evaluate, explore, generate, train
 from .quiet import filtered_native_stderr, set_log_level
 
@@ -37,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m split_vae",
         description="Split Variational Autoencoder (Asperti, Bugo, Filippini, "
                     "IEEE Access 2022) in Keras 3.")
+    parser.add_argument("--version", action="version", version=f"split_vae {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for command in COMMANDS:
