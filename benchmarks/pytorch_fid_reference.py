@@ -73,9 +73,10 @@ def random_pytorch_fid(calibration_u8, seed: int = 0):
     The state dict has the weights file's keys, the 1008-class head included.
     """
     import torch
-    import torchvision
 
     inception = import_pytorch_fid()
+    import torchvision  # imported (by import_pytorch_fid) once its registrations are skipped
+
     torch.manual_seed(seed)
     donor = torchvision.models.inception_v3(num_classes=1008, aux_logits=False,
                                             init_weights=False, weights=None)
@@ -129,8 +130,13 @@ def main(argv=None) -> int:
                    help="write the weights file (pytorch-fid's network, random, calibrated)")
     p.add_argument("folders", nargs="*", help="two folders of PNG images")
     p.add_argument("--batch-size", type=int, default=50)
+    p.add_argument("--parity", action="store_true",
+                   help="print the parity test's numbers under this KERAS_BACKEND")
     args = p.parse_args(argv)
     import torch
+
+    if args.parity:
+        return parity(args.weights)
 
     if args.write_random_weights:
         _, state = random_pytorch_fid(calibration_images(32))
@@ -149,6 +155,10 @@ def main(argv=None) -> int:
     try:
         theirs = fid_score.calculate_fid_given_paths(
             args.folders, args.batch_size, "cpu", 2048, num_workers=0)
+        model = inception.InceptionV3([inception.InceptionV3.BLOCK_INDEX_BY_DIM[2048]]).eval()
+        their_feats = [fid_score.get_activations(
+            sorted(os.path.join(f, n) for n in os.listdir(f) if n.endswith(".png")),
+            model, args.batch_size, 2048, "cpu", num_workers=0) for f in args.folders]
     finally:
         inception.load_state_dict_from_url = download
 
@@ -156,9 +166,43 @@ def main(argv=None) -> int:
 
     ext = get_extractor(args.weights, batch_size=args.batch_size)
     feats = [ext.features(read_png_folder(f)) for f in args.folders]
+    err = max(np.abs(a - b).max() / np.abs(b).max() for a, b in zip(feats, their_feats))
     ours = fid_from_features(*feats)
-    print(f"pytorch-fid fid_score: {theirs:.6f}\nsplit_vae {ext.name}: {ours:.6f}\n"
-          f"relative difference: {abs(ours - theirs) / abs(theirs):.2e}")
+    ours_on_theirs = fid_from_features(*their_feats)
+    theirs_on_ours = fid_score.calculate_frechet_distance(
+        *(stat for f in feats for stat in (f.mean(0), np.cov(f, rowvar=False))))
+    print(f"images per folder: {len(feats[0])}, {len(feats[1])}")
+    print(f"features, largest difference relative to the largest feature: {err:.2e}")
+    print(f"pytorch-fid fid_score (its features, its Fréchet function): {theirs:.6f}")
+    print(f"its Fréchet function on our features:                       {theirs_on_ours:.6f}")
+    print(f"our Fréchet function on its features:                       {ours_on_theirs:.6f}")
+    print(f"split_vae {ext.name} (our features, our function):  {ours:.6f}")
+    print(f"relative difference, fid_score vs ours: {abs(ours - theirs) / abs(theirs):.2e}")
+    return 0
+
+
+def parity(path: str) -> int:
+    """The numbers tests/test_fid_parity.py checks, printed (weights saved to path)."""
+    import torch
+
+    wrapper, state = random_pytorch_fid(calibration_images(16, seed=1))
+    torch.save(state, path)
+    import keras
+
+    from split_vae.metrics import fid_from_features, get_extractor
+
+    sets = {"rgb": calibration_images(6, channels=3, seed=2),
+            "gray": calibration_images(6, size=24, channels=1, seed=3)}
+    ext = get_extractor(path, batch_size=6)
+    theirs = {k: pytorch_fid_features(wrapper, v) for k, v in sets.items()}
+    ours = {k: ext.features(v / 255.0, progress=False).astype(np.float64)
+            for k, v in sets.items()}
+    for k in sets:
+        err = np.abs(ours[k] - theirs[k]).max() / np.abs(theirs[k]).max()
+        print(f"{keras.backend.backend()} features {k}: {err:.2e}")
+    a, b = fid_from_features(*theirs.values()), fid_from_features(*ours.values())
+    print(f"{keras.backend.backend()} FD theirs {a:.6f} ours {b:.6f} relative "
+          f"{abs(a - b) / a:.2e}")
     return 0
 
 

@@ -51,6 +51,7 @@ def reference(tmp_path_factory):
     torch.save(state, paths["zip"])
     torch.save(state, paths["legacy"], _use_new_zipfile_serialization=False)
     return {"paths": paths, "state": {k: v.numpy() for k, v in state.items()},
+            "wrapper": wrapper,
             "rgb": rgb, "gray": gray,
             "theirs": {"rgb": ref.pytorch_fid_features(wrapper, rgb),
                        "gray": ref.pytorch_fid_features(wrapper, gray)}}
@@ -102,3 +103,20 @@ def test_frechet_distance_equals_pytorch_fids(reference, ours):
         mine = fid_from_features(ours["rgb"], ours["gray"])
     assert theirs > 1.0
     assert abs(mine - theirs) <= FID_RTOL * theirs, (mine, theirs)
+
+
+def test_pytorch_fid_reads_generates_folders_as_they_are(reference, ours, tmp_path):
+    # The PNG files `generate` writes, read by pytorch-fid's own file loader
+    # (PIL, RGB, ToTensor), give the features ours gives the same images.
+    from pytorch_fid import fid_score
+
+    from split_vae.export import write_samples
+
+    written = write_samples({"x_hat": reference["gray"] / 255.0}, "x_hat", str(tmp_path),
+                            progress=False)
+    files = sorted(os.path.join(written["folders"]["x_hat"], f)
+                   for f in os.listdir(written["folders"]["x_hat"]))
+    theirs = fid_score.get_activations(files, reference["wrapper"], batch_size=6, dims=2048,
+                                       device="cpu", num_workers=0)
+    err = _relative(ours["gray"], theirs)
+    assert err <= FEATURE_RTOL, f"features of the PNG files differ by {err:.2e}"

@@ -121,8 +121,11 @@ def run(args) -> int:
     # The library is imported here, not at the top: parsing and --help must not
     # wait seconds for Keras and TensorFlow.
     from .. import distribute
+    from ..precision import check_device_supports
 
     config = build_config(args)
+    # A precision this machine cannot run is refused before anything is written.
+    check_device_supports(config.precision)
     # Devices before data: a wrong --distribute or TF_CONFIG fails at once.
     try:
         scope, devices = (distribute.data_parallel(config.batch_size, args.startup_timeout)
@@ -155,10 +158,8 @@ def _train(args, config, scope, out, write) -> int:
     from ..distribute import check_same_on_workers
     from ..fileio import atomic_write, atomic_write_text
     from ..plotting import write_training_figures
-    from ..precision import check_device_supports
     from ..training import AtomicCheckpoint, GammaBalance, HistoryWriter, StopOnNonFinite
 
-    check_device_supports(config.precision)
     dataset = config.dataset or args.preset
     ckpt = os.path.join(out, "checkpoint.keras")
     verbose = args.verbose if args.verbose is not None else (1 if sys.stdout.isatty() else 2)
