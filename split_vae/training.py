@@ -61,14 +61,16 @@ class GammaBalance(keras.callbacks.Callback):
             return  # StopOnNonFinite reports it; keep the last good gamma
         self._running = self.decay * self._running + (1.0 - self.decay) * mse
         self._gamma = min(self._gamma, self._running)
-        self.model.mse_running.assign(self._running)
-        self.model.gamma.assign(self._gamma)
+        self._write_to_model()
 
     def on_epoch_end(self, epoch, logs=None):
         # Under JAX, at the end of a dataset of unknown length (a filtered
         # tf.data pipeline; training on several processes), Keras's trainer
         # puts back the variables of the step before this callback's last
         # update; set them again before the checkpoint is written.
+        self._write_to_model()
+
+    def _write_to_model(self):
         self.model.mse_running.assign(self._running)
         self.model.gamma.assign(self._gamma)
 
