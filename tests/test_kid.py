@@ -77,3 +77,48 @@ def test_subset_size_is_the_smaller_of_the_request_and_both_sets():
 def test_bad_input_is_named(a, b, kwargs, message):
     with pytest.raises(ValueError, match=message):
         kernel_inception_distance(a, b, **kwargs)
+
+
+def _per_subset_reference(a, b, subsets, subset_size, seed):
+    """The definition, subset by subset, with the independent pairwise MMD^2."""
+    rng = np.random.default_rng(seed)
+    m = min(subset_size, len(a), len(b))
+    values = [_exact_unbiased_mmd2(a[rng.choice(len(a), m, replace=False)],
+                             b[rng.choice(len(b), m, replace=False)])
+              for _ in range(subsets)]
+    return np.mean(values), np.std(values)
+
+
+@pytest.mark.parametrize("n_a, n_b, subset_size", [
+    (30, 30, 30),   # every subset is both whole sets: one evaluation serves all
+    (30, 30, 29),   # one row short of that: real subsets
+    (40, 25, 20),   # unequal sets, subsets read from the kernel of every pair
+])
+def test_every_path_gives_the_definitions_numbers(n_a, n_b, subset_size):
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(size=(n_a, 6)), rng.normal(0.2, size=(n_b, 6))
+    mean, sd = kernel_inception_distance(a, b, subsets=7, subset_size=subset_size, seed=5)
+    ref_mean, ref_sd = _per_subset_reference(a, b, 7, subset_size, 5)
+    assert mean == pytest.approx(ref_mean, rel=1e-9, abs=1e-12)
+    assert sd == pytest.approx(ref_sd, rel=1e-7, abs=1e-12)
+
+
+@pytest.mark.parametrize("entries", [(40 + 25) ** 2, (40 + 25) ** 2 - 1])
+def test_the_kernel_of_every_pair_is_used_up_to_its_size_limit(monkeypatch, entries):
+    """FULL_KERNEL_ENTRIES decides between one kernel of every pair and a product
+    per subset; both sides of the limit give the definition's numbers, and the
+    limit itself is where the switch happens."""
+    from split_vae.metrics import kid
+
+    calls = []
+    real = kid.polynomial_kernel
+    monkeypatch.setattr(kid, "polynomial_kernel", lambda x, y: calls.append(len(x)) or real(x, y))
+    monkeypatch.setattr(kid, "FULL_KERNEL_ENTRIES", entries)
+    rng = np.random.default_rng(4)
+    a, b = rng.normal(size=(40, 6)), rng.normal(0.2, size=(25, 6))
+    mean, _ = kernel_inception_distance(a, b, subsets=3, subset_size=20, seed=1)
+    assert mean == pytest.approx(_per_subset_reference(a, b, 3, 20, 1)[0], rel=1e-9)
+    if entries >= 65 ** 2:
+        assert calls == [65]          # once, over both sets together
+    else:
+        assert calls == [20] * 9      # three products per subset
