@@ -41,9 +41,10 @@ def encode(model, x: np.ndarray, batch_size: int, progress: bool, desc: str):
     encoder = views(model)["encode"]
     means, logvars = [], []
     for i in batch_starts(len(x), batch_size, progress, desc):
-        m, v = encoder.predict_on_batch(x[i:i + batch_size])
-        means.append(ops.convert_to_numpy(m))
-        logvars.append(ops.convert_to_numpy(v))
+        batch, n = _full_batch(x, i, batch_size)
+        m, v = encoder.predict_on_batch(batch)
+        means.append(ops.convert_to_numpy(m)[:n])
+        logvars.append(ops.convert_to_numpy(v)[:n])
     empty = (0, model.latent_dim)
     return _concat(means, empty), _concat(logvars, empty)
 
@@ -51,10 +52,24 @@ def encode(model, x: np.ndarray, batch_size: int, progress: bool, desc: str):
 def decode(model, z: np.ndarray, batch_size: int, progress: bool, desc: str) -> np.ndarray:
     """The decoder's output (N, H, W, 2C+1 or C) for latent vectors z (N, latent_dim)."""
     decoder = views(model)["decode"]
-    outputs = [ops.convert_to_numpy(decoder.predict_on_batch(z[i:i + batch_size]))
-               for i in batch_starts(len(z), batch_size, progress, desc)]
+    outputs = []
+    for i in batch_starts(len(z), batch_size, progress, desc):
+        batch, n = _full_batch(z, i, batch_size)
+        outputs.append(ops.convert_to_numpy(decoder.predict_on_batch(batch))[:n])
     return _concat(outputs, (0,) + tuple(model.image_shape[:2])
                    + (model.config.output_channels,))
+
+
+def _full_batch(a: np.ndarray, start: int, batch_size: int):
+    """(batch, rows that are real): the batch at start, its last one padded by
+    repeating its final row up to batch_size when the array holds more than one
+    batch, so that every batch has one shape and the compiled step is traced
+    once (inference mode: a row's output does not depend on the others)."""
+    batch = a[start:start + batch_size]
+    n = len(batch)
+    if n < batch_size < len(a):
+        batch = np.concatenate([batch, np.repeat(batch[-1:], batch_size - n, axis=0)])
+    return batch, n
 
 
 def batch_starts(n: int, batch_size: int, progress: bool, desc: str):
