@@ -74,6 +74,23 @@ def _glorot_from_seed(model, seed: int = 0) -> None:
             layer.kernel.assign(rng.uniform(-limit, limit, size=shape).astype("float32"))
 
 
+RANDOM_CONV = "random-conv"
+
+
+def random_conv_extractor(batch_size: int = 500) -> FeatureExtractor:
+    """A small untrained convolutional network: 64 features of any image
+    resized to 32x32, weights drawn from a fixed seed (the same in every run
+    and on every backend). For smoke tests of a pipeline on any data in
+    seconds; its distances measure nothing about quality."""
+    inputs = keras.Input((32, 32, 3))
+    x = keras.layers.Conv2D(32, 3, strides=2, activation="relu")(inputs)
+    x = keras.layers.Conv2D(64, 3, strides=2, activation="relu")(x)
+    model = keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(x), name="random_conv")
+    _glorot_from_seed(model, seed=0)
+    return FeatureExtractor(model, name=RANDOM_CONV, value_range=(-1.0, 1.0),
+                            batch_size=batch_size)
+
+
 def get_extractor(spec, batch_size: int = 50) -> FeatureExtractor:
     """"inception", "inception-random", "fid-inception", "fd-fmnist", a path to
     pytorch-fid's weights (.pth), to a .keras model or to FD-FMNIST classifier
@@ -90,6 +107,8 @@ def get_extractor(spec, batch_size: int = 50) -> FeatureExtractor:
         return inception_extractor("imagenet", batch_size=batch_size)
     if spec == "inception-random":
         return inception_extractor(None, batch_size=batch_size)
+    if spec == RANDOM_CONV:
+        return random_conv_extractor(batch_size=max(batch_size, 500))
     spec = os.fspath(spec)
     if spec == FID_INCEPTION or spec.endswith(".pth"):
         # The literature's FID: pytorch-fid's network, its weights cached or at a path.
@@ -108,6 +127,7 @@ def get_extractor(spec, batch_size: int = 50) -> FeatureExtractor:
         f"unknown extractor {spec!r}: use 'inception' (ImageNet weights, the paper's "
         "FID), 'fid-inception' (pytorch-fid's network and weights: the literature's "
         "FID) or the path of its .pth file, 'inception-random' (untrained, for "
-        "pipelines without the weights), "
+        "pipelines without the weights), 'random-conv' (a small untrained network: "
+        "smoke tests only), "
         "'fd-fmnist' (our Fashion-MNIST classifier: FD-FMNIST, not an FID), the path "
         "of its .weights.h5, or the path of a .keras model mapping images to vectors")
