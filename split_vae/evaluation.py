@@ -154,7 +154,7 @@ def evaluate_model(model, test_images, train_images=None, extractor="inception",
     k = gmm_components if gmm_components is not None else model.config.gmm_components
 
     with _steps(6 + (train_images is not None)) as step:
-        ref = _Reference(*metrics.reference_features(
+        ref = Reference(*metrics.reference_features(
             test_images, ext, cache_dir, use_cache, desc="reference (test) features"), seed)
         step("reference features")
         fid, kid = {}, {}
@@ -204,7 +204,7 @@ def evaluate_model(model, test_images, train_images=None, extractor="inception",
     return report, samples
 
 
-class _Reference:
+class Reference:
     """The reference set's features and statistics, and both distances to it."""
 
     def __init__(self, features, mu, sigma, seed):
@@ -251,7 +251,7 @@ def _steps(total: int):
 
 def part_distances(extractor, parts: dict, ref, desc: str):
     """Fréchet and kernel distances of x_hat, x1, x2 (those present) and mix to
-    the reference `ref` (an `_Reference`): two dicts keyed by part."""
+    the reference `ref` (an `Reference`): two dicts keyed by part."""
     feats = part_features(extractor, parts, desc=desc)
     pairs = {key: ref.distances(f) for key, f in feats.items()}
     return ({k: v[0] for k, v in pairs.items()}, {k: v[1] for k, v in pairs.items()})
