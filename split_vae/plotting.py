@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from .fileio import atomic_write
+from .split_kind import SPLIT_KIND_THRESHOLD
 
 PART_ROWS = ("sigma", "x1", "x2", "x_hat")
 ROW_LABELS = {"input": "x", "sigma": "σ", "x1": "x̂₁", "x2": "x̂₂", "x_hat": "x̂"}
@@ -166,6 +167,70 @@ def plot_fid_history(history: dict, extractor_name: str, path: str | None = None
     if path is not None:
         save_figure(fig, path)
     return fig
+
+
+def plot_ablation_curves(history: dict, metric: str, path: str | None = None,
+                         title: str | None = None):
+    """The paper's Figures 14 and 15: distance after GMM resampling against epoch,
+    vanilla x_hat (dotted) against the split model's x_hat, x1 and x2, mean over
+    runs, with the standard deviation shaded for split x_hat and x1 as the paper
+    shades them.
+
+    Args:
+        history: {"split x_hat": {"epoch", "mean", "std"}, "split x1": ...,
+            "vanilla x_hat": ...} (`reproduce.table.history_means`).
+        metric: the y axis's name ("FID", "FD-FMNIST", ...).
+    """
+    if not history:
+        raise ValueError("no ablation curve to plot: no run measured one")
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    styles = {"vanilla x_hat": ("k", ":", "vanilla x̂"), "split x_hat": ("C0", "-", "split x̂"),
+              "split x1": ("C1", "-", "split x̂₁"), "split x2": ("C2", "-", "split x̂₂")}
+    for key, (color, line, label) in styles.items():
+        if key not in history:
+            continue
+        h = history[key]
+        epochs, mean, std = (np.asarray(h[k], dtype=float) for k in ("epoch", "mean", "std"))
+        ax.plot(epochs, mean, linestyle=line, marker="o", markersize=3, color=color,
+                label=label)
+        if key in ("split x_hat", "split x1") and np.any(std > 0):
+            ax.fill_between(epochs, mean - std, mean + std, color=color, alpha=0.15)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(f"{metric} after GMM resampling (lower is better)")
+    if title:
+        ax.set_title(title, fontsize=9)
+    ax.legend()
+    ax.grid(alpha=0.3)
+    return _finish(fig, path)
+
+
+def plot_split_kinds(kinds: dict, path: str | None = None, title: str | None = None):
+    """The split kind of each run: the share of sigma's energy at high spatial
+    frequencies, one bar per run, named syntactic / semantic / none.
+
+    Args:
+        kinds: {run name: `split_kind.split_kind` dict}.
+    """
+    if not kinds:
+        raise ValueError("no split kind to plot")
+    names = list(kinds)
+    fractions = [kinds[n]["high_frequency_fraction"] for n in names]
+    colors = {"syntactic": "C3", "semantic": "C0", "none": "0.6"}
+    fig, ax = plt.subplots(figsize=(1.2 * len(names) + 2.5, 3.5))
+    ax.bar(range(len(names)), fractions,
+           color=[colors.get(kinds[n]["kind"], "0.3") for n in names])
+    for i, n in enumerate(names):
+        ax.text(i, fractions[i] + 0.02, kinds[n]["kind"], ha="center", fontsize=8)
+    ax.axhline(SPLIT_KIND_THRESHOLD, color="k", linestyle="--", linewidth=0.8,
+               label=f"syntactic above {SPLIT_KIND_THRESHOLD:g}")
+    ax.set_xticks(range(len(names)))
+    ax.set_xticklabels(names, fontsize=8)
+    ax.set_ylim(0, 1.1)
+    ax.set_ylabel("σ energy at high frequency")
+    ax.legend(fontsize=8, loc="upper right")
+    if title:
+        ax.set_title(title, fontsize=9)
+    return _finish(fig, path)
 
 
 def _show(ax, img: np.ndarray) -> None:

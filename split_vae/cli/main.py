@@ -14,11 +14,11 @@ import logging
 import sys
 
 from ..version import __version__
-from . import convert, evaluate, explore, generate, train
+from . import convert, evaluate, explore, generate, reproduce, train
 from .quiet import filtered_native_stderr, set_log_level
 
 # The commands, in the order --help lists them.
-COMMANDS = (train, convert, evaluate, generate, explore)
+COMMANDS = (train, convert, evaluate, generate, explore, reproduce)
 
 LOG_FORMAT = "[split_vae] %(message)s"
 
@@ -86,6 +86,7 @@ def main(argv=None, filter_native_stderr: bool = False) -> int:
     # Before any command imports TensorFlow, which reads it once.
     level = set_log_level()
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # `reproduce --gpus` reruns it
     show_library_messages()
     with filtered_native_stderr(level) if filter_native_stderr else contextlib.nullcontext():
         try:
