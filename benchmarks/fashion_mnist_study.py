@@ -10,12 +10,15 @@ that trains on two CPU cores, several seeds, paired models.
     python benchmarks/fashion_mnist_study.py --evaluate-only    # the table
     python benchmarks/fashion_mnist_study.py --evaluate-only --subset   # CI size
 
---train trains every model of the study (split and vanilla for each seed) and
+--train trains every model of the study (split and vanilla for each seed) with
+`split_vae.reproduce` (the study is a plan of it: fmnist_study/training.py) and
 saves each as a preset directory under weights/fashion_mnist/<name>/. Running
 it again skips finished models and resumes a partial one from its last
 checkpoint (runs/fashion_mnist_study/<name>/checkpoint.keras, written after
-every third of an epoch, with the study's progress inside). The parts live in
-benchmarks/fmnist_study/: training, evaluation, analysis, report, figures.
+every third of an epoch, with the progress inside). Each model's numbers are
+reproduce's evaluation of it, and the paired analysis is reproduce's; the
+study adds its calibration rows, its report and figures
+(benchmarks/fmnist_study/).
 """
 
 from __future__ import annotations
@@ -86,7 +89,8 @@ def main(argv=None) -> int:
     parser.add_argument("--progress", action="store_true", help="progress bars")
     parser.add_argument("--wait", action="store_true",
                         help="with --evaluate-only: wait for models still training")
-    parser.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS))
+    parser.add_argument("--runs", type=int, default=len(SEEDS),
+                        help="with --train: pairs of models, seeds 0..RUNS-1")
     args = parser.parse_args(argv)
     if not args.progress:  # before tqdm is imported: it reads the variable then
         os.environ.setdefault("TQDM_DISABLE", "1")
@@ -97,7 +101,7 @@ def main(argv=None) -> int:
     if args.train:
         from fmnist_study.training import train_all
 
-        train_all(args.seeds)
+        train_all(args.runs)
     status = 0
     if args.evaluate_only:
         status = evaluate_only(args.subset, args.write, args.progress, args.wait)

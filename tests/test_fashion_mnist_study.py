@@ -116,7 +116,9 @@ def interrupted(monkeypatch, args, after_saves, during=False):
     """Run train_one until its checkpoint save number `after_saves` has
     completed (or, with during=True, is killed halfway through writing), then
     stop it as a kill would."""
-    real, calls = training.save_checkpoint, []
+    from split_vae.reproduce import runner
+
+    real, calls = runner.save_checkpoint, []
 
     def save_then_stop(model, path, state):
         calls.append(state["chunk"])
@@ -130,7 +132,7 @@ def interrupted(monkeypatch, args, after_saves, during=False):
         if len(calls) == after_saves:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(training, "save_checkpoint", save_then_stop)
+    monkeypatch.setattr(runner, "save_checkpoint", save_then_stop)
     with pytest.raises(KeyboardInterrupt):
         training.train_one(**args)
     monkeypatch.undo()
@@ -147,14 +149,16 @@ def assert_same_preset(a, b):
                                    err_msg=wa.path)
 
 
-def test_train_resumes_where_it_stopped_and_skips_finished(tmp_path, monkeypatch, capsys):
+def test_train_resumes_where_it_stopped_and_skips_finished(tmp_path, monkeypatch, capsys,
+                                                           caplog):
+    caplog.set_level("INFO", logger="split_vae")
     straight = tiny_study(tmp_path, "a")
     training.train_one(**straight)
     resumed = tiny_study(tmp_path, "b")
     interrupted(monkeypatch, resumed, after_saves=1)  # stopped after the first of 3 chunks
     assert os.listdir(os.path.join(resumed["work_dir"], "split_seed0")) == ["checkpoint.keras"]
     training.train_one(**resumed)
-    assert "resuming after chunk 1" in capsys.readouterr().out
+    assert "split_seed0: resuming after chunk 1" in caplog.text
     preset = os.path.join(resumed["weights_dir"], "split_seed0")
     assert_same_preset(os.path.join(straight["weights_dir"], "split_seed0"), preset)
     with open(os.path.join(preset, "metadata.json")) as f:
@@ -168,7 +172,9 @@ def test_train_resumes_where_it_stopped_and_skips_finished(tmp_path, monkeypatch
     assert os.path.getmtime(os.path.join(preset, "model.weights.h5")) == mtime
 
 
-def test_a_kill_while_saving_resumes_on_the_previous_chunk(tmp_path, monkeypatch, capsys):
+def test_a_kill_while_saving_resumes_on_the_previous_chunk(tmp_path, monkeypatch, capsys,
+                                                          caplog):
+    caplog.set_level("INFO", logger="split_vae")
     # Weights and progress are one file: killed while writing the checkpoint of
     # chunk 2, the run resumes after chunk 1 on the weights of chunk 1, and ends
     # with the weights of a run that was never stopped.
@@ -177,7 +183,7 @@ def test_a_kill_while_saving_resumes_on_the_previous_chunk(tmp_path, monkeypatch
     resumed = tiny_study(tmp_path, "b")
     assert interrupted(monkeypatch, resumed, after_saves=2, during=True) == [1, 2]
     training.train_one(**resumed)
-    assert "resuming after chunk 1" in capsys.readouterr().out
+    assert "split_seed0: resuming after chunk 1" in caplog.text
     assert_same_preset(os.path.join(straight["weights_dir"], "split_seed0"),
                        os.path.join(resumed["weights_dir"], "split_seed0"))
 

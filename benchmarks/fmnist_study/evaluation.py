@@ -41,35 +41,19 @@ def calibration(ext, test, train) -> dict:
 
 
 def model_row(preset_dir: str, split: bool, seed: int, test, ext, n: int) -> dict:
-    """One model's numbers, from evaluate_model's report and the preset's metadata."""
-    import json
+    """One model's numbers: `reproduce`'s evaluation of it (measure.evaluate_run),
+    in the study's row."""
+    from split_vae.reproduce.measure import evaluate_run
 
-    import keras
-
-    from split_vae.evaluation import evaluate_model
-    from split_vae.model import SplitVAE
-
-    keras.utils.set_random_seed(EVAL_SEED)
-    model = SplitVAE.from_preset(preset_dir)
-    with open(os.path.join(preset_dir, "metadata.json")) as f:
-        meta = json.load(f)
-    report, _ = evaluate_model(model, test, None, extractor=ext, n_samples=n,
-                               seed=EVAL_SEED, use_cache=False)
-    row = {"split": split, "seed": seed,
-           "fd_gen": report["fid"]["gen"], "fd_gmm": report["fid"]["gmm"],
-           "fd_reconstruction": report["fid"]["reconstruction"],
-           "reconstruction_mse": report["reconstruction_mse"],
-           "inactive_by_variance": report["latent"]["inactive_by_variance"],
-           "inactive_by_posterior_variance":
-               report["latent"]["inactive_by_posterior_variance"],
-           "parameters": report["model"]["parameters"],
-           "train_seconds": meta["source"]["train_seconds"],
-           "gmm_components": report["protocol"]["gmm"]["components"]}
+    row = evaluate_run(preset_dir, test, ext, gmm=(20,), n_samples=n)
+    out = {"split": split, "seed": seed, **{k: row[k] for k in (
+        "fd_gen", "fd_gmm", "fd_reconstruction", "reconstruction_mse", "inactive_by_variance",
+        "inactive_by_posterior_variance", "parameters", "train_seconds", "gmm_components")}}
     if split:
-        row["split_kind"] = report["split_kind"]
-    print(f"[study] evaluated {os.path.basename(preset_dir)} ({report['seconds']:.0f} s)",
+        out["split_kind"] = row["split_kind"]
+    print(f"[study] evaluated {os.path.basename(preset_dir)} ({row['seconds']:.0f} s)",
           file=sys.stderr, flush=True)
-    return row
+    return out
 
 
 def evaluate_models(subset: bool = False, progress: bool = False, wait: bool = False,
