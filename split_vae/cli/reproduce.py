@@ -67,7 +67,8 @@ def add_arguments(p) -> None:
     p.add_argument("--gpus", default=None, metavar="ID[,ID...]",
                    help="spread the runs over these GPUs, one process per GPU")
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)  # I/N, set by --gpus
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bars (log lines only)")
 
 
 def _plan(args):
@@ -88,6 +89,8 @@ def _plan(args):
 
 def run(args) -> int:
     plan = _plan(args)  # a wrong option fails before anything is imported or written
+    if args.no_progress:  # before tqdm is imported: it reads the variable then
+        os.environ.setdefault("TQDM_DISABLE", "1")
     out = args.out or os.path.join("runs", "reproduce", f"{args.dataset}_{args.scale}")
     worker = None
     if args.worker:

@@ -14,8 +14,12 @@ import os
 
 import keras
 
+from ..data import find_cifar10, read_cifar10_labelled
+from ..fileio import atomic_write_json, read_json
 from ..model import SplitVAE
-from ..plotting import plot_ablation_curves, plot_split_grid, plot_split_kinds
+from ..plotting import (plot_ablation_curves, plot_mean_images, plot_split_grid,
+                        plot_split_kinds)
+from .categories import category_fid, format_category_table, mean_images
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +57,42 @@ def write_figures(plan, layout, result: dict) -> list[str]:
     return [os.path.relpath(p, layout.out) for p in paths]
 
 
-def dataset_extras(plan, layout, data_dir=None) -> dict:
-    """The paper's per-dataset extras, computed once: {} for most datasets."""
-    return {}
+def dataset_extras(plan, layout, test, data_dir=None) -> dict:
+    """The paper's per-dataset extras, each computed once into OUT/extra/:
+
+    cifar10: Table 2, each category against the test set (`categories.category_fid`;
+    it needs the labels, read from CIFAR-10's batches in data_dir), and for
+    cifar10 and celeba the mean image (Figure 9) of the reference (test) images.
+    Returns {name: {"markdown": ..., ...}}.
+    """
+    extras = {}
+    if plan.dataset == "cifar10":
+        extras["categories"] = _categories(plan, layout, test, data_dir)
+    if plan.dataset in ("cifar10", "celeba"):
+        path = layout.file("figures", "mean_image.png")
+        if not os.path.exists(path):
+            means = mean_images({plan.dataset: test})
+            plot_mean_images(means, path, title=f"mean of the {len(test):,} reference "
+                                                f"(test) images (Figure 9)")
+        extras["mean_image"] = {"figure": os.path.relpath(path, layout.out),
+                                "markdown": f"Mean image (Figure 9): "
+                                            f"{os.path.relpath(path, layout.out)}."}
+    return extras
+
+
+def _categories(plan, layout, test, data_dir) -> dict:
+    path = layout.file("extra", "categories.json")
+    if os.path.exists(path):
+        return read_json(path, "the categories' table")
+    if data_dir is None or find_cifar10(data_dir) is None:
+        reason = ("Table 2 (each CIFAR-10 category against the test set) needs the labels: "
+                  "pass --data-dir with CIFAR-10's batches (cifar-10-batches-py or -bin)")
+        logger.warning("reproduce: %s", reason)
+        return {"skipped": reason, "markdown": f"Table 2: not computed. {reason}."}
+    train, labels = read_cifar10_labelled(data_dir, "train")
+    result = category_fid(train, labels, test, plan.extractor, seed=0,
+                          cache_dir=layout.file("cache"))
+    result["markdown"] = "## Table 2: each category against the test set\n\n" + \
+        format_category_table(result)
+    atomic_write_json(path, result)
+    return result

@@ -244,7 +244,7 @@ def write_tables(plan, layout, test, data_dir=None) -> dict:
                           data_dir=data_dir, image_shape=plan.config.image_shape)
         atomic_write_json(real_path, real_distance(plan.extractor, test, train,
                                                    cache_dir=layout.file("cache")))
-    extra = figures.dataset_extras(plan, layout, data_dir)
+    extra = figures.dataset_extras(plan, layout, test, data_dir)
     result = tabulate(plan, rows, read_json(real_path, "the real row"), extra)
     result["figures"] = figures.write_figures(plan, layout, result)
     atomic_write_json(layout.file("table.json"), result)
