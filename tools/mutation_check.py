@@ -268,8 +268,10 @@ MUTANTS = [
     M("kid-biased", "KID",
       r"\(kxx\.sum\(\) - np\.trace\(kxx\) \+ kyy\.sum\(\) - np\.trace\(kyy\)\) / \(m \* \(m - 1\)\)",
       "(kxx.sum() + kyy.sum()) / (m * m)", ("tests/test_kid.py",)),
-    M("kid-quadratic-kernel", "KID", r"\(x @ y\.T / d \+ 1\.0\) \*\* 3",
-      "(x @ y.T / d + 1.0) ** 2", ("tests/test_kid.py",)),
+    M("kid-quadratic-kernel", "KID", r"return k \* k \* k",
+      "return k * k", ("tests/test_kid.py",)),
+    M("kid-gathered-subsets-wrong-block", "KID", r"kab\[np\.ix_\(i, j\)\]",
+      "kab[np.ix_(i, i % len(b))]", ("tests/test_kid.py",)),
     M("fid-7c-average-pool", "fid-inception", r'_block_e\(x, "Mixed_7c", max_pool=True\)',
       '_block_e(x, "Mixed_7c", max_pool=False)', ("tests/test_fid_inception.py",)),
     M("fid-bn-epsilon", "fid-inception", r"BatchNormalization\(epsilon=1e-3,",
@@ -357,6 +359,26 @@ MUTANTS = [
       "cluster_register_timeout_in_ms=0",
       ("tests/test_multiworker.py::test_a_worker_that_never_comes_up_stops_the_others_after_"
        "the_startup_timeout",)),
+    # --- reproduce: the paper's tables with one command ----------------------------
+    M("reproduce-batches-shuffled", "reproduce",
+      r"shuffle=False, verbose=0, callbacks=\[balance, stop\]",
+      "verbose=0, callbacks=[balance, stop]",
+      ("tests/test_reproduce.py::test_a_training_interrupted_after_a_chunk_resumes_to_the_"
+       "same_weights",)),
+    M("reproduce-unpaired-difference", "reproduce",
+      r"(_value\(b, c, \"x_hat\"\)\n\s*)for a, b in zip\(split, vanilla\)",
+      r"\1for a, b in zip(split, vanilla[::-1])",
+      ("tests/test_reproduce.py::test_the_table_holds_means_spreads_and_paired_differences",)),
+    M("reproduce-history-point-repeated", "reproduce", r"    if epoch in epochs:\n",
+      "    if False:\n",
+      ("tests/test_reproduce.py::test_a_point_measured_before_a_kill_is_replaced_not_repeated",)),
+    M("reproduce-workers-overlap", "reproduce", r"return runs\[i::n\]", "return runs[i:]",
+      ("tests/test_reproduce.py::test_runs_are_paired_by_seed_and_shared_between_workers_"
+       "without_overlap",)),
+    M("reproduce-paper-cell-invented", "reproduce",
+      r'(for c, _ in columns\)\n\s*)\+ f" \| \{NOT_AVAILABLE\} \|"\)',
+      r'\1+ " | " + _pm(cells["gen"]) + " |")',
+      ("tests/test_reproduce.py::test_the_table_holds_means_spreads_and_paired_differences",)),
 ]
 
 
