@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 
 import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
 import numpy as np
 
 from .fileio import atomic_write
@@ -226,6 +227,7 @@ def plot_ablation_curves(history: dict, metric: str, path: str | None = None,
         if key in ("split x_hat", "split x1") and np.any(std > 0):
             ax.fill_between(epochs, mean - std, mean + std, color=color, alpha=0.15)
     ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel(f"{metric} after GMM resampling (lower is better)")
     if title:
         ax.set_title(title, fontsize=9)
@@ -249,12 +251,10 @@ def plot_split_kinds(kinds: dict, path: str | None = None, title: str | None = N
     fig, ax = plt.subplots(figsize=(1.2 * len(names) + 2.5, 3.5))
     ax.bar(range(len(names)), fractions,
            color=[colors.get(kinds[n]["kind"], "0.3") for n in names])
-    for i, n in enumerate(names):
-        ax.text(i, fractions[i] + 0.02, kinds[n]["kind"], ha="center", fontsize=8)
     ax.axhline(SPLIT_KIND_THRESHOLD, color="k", linestyle="--", linewidth=0.8,
                label=f"syntactic above {SPLIT_KIND_THRESHOLD:g}")
     ax.set_xticks(range(len(names)))
-    ax.set_xticklabels(names, fontsize=8)
+    ax.set_xticklabels([f"{n}\n{kinds[n]['kind']}" for n in names], fontsize=8)
     ax.set_ylim(0, 1.1)
     ax.set_ylabel("σ energy at high frequency")
     ax.legend(fontsize=8, loc="upper right")

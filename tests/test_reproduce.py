@@ -250,3 +250,42 @@ def test_one_worker_per_gpu_each_seeing_only_its_gpu(tmp_path, monkeypatch):
         assert "--gpus" not in cmd and cmd[cmd.index("--worker") + 1] == f"{i}/2"
         assert cmd[cmd.index("--runs") + 1] == "2"
     assert cli_reproduce._argv_without_gpus(["a", "--gpus=0,1", "b"]) == ["a", "b"]
+
+
+# ---------------------------------------------------------------------------
+# The per-dataset extras: Table 2 and Figure 9
+# ---------------------------------------------------------------------------
+@pytest.mark.filterwarnings("ignore:.*covariance is singular")
+def test_cifar10_extras_are_computed_once_and_say_why_when_they_cannot_be(tmp_path,
+                                                                          monkeypatch):
+    from test_categories import write_batches
+
+    from split_vae.reproduce import figures
+
+    data_dir = tmp_path / "cifar-10-batches-py"
+    # every category in every training batch: 5 batches x 20 images
+    write_batches(data_dir, "py", n=20, labels_of=lambda name, n: np.arange(n) % 10)
+    plan = make_plan("cifar10", "paper", runs=1, extractor="random-conv")
+    layout = pipeline.Layout(str(tmp_path / "out"))
+    test = np.random.default_rng(0).random((30, 32, 32, 3)).astype("float32")
+
+    skipped = figures.dataset_extras(plan, layout, test, data_dir=None)
+    assert "--data-dir" in skipped["categories"]["skipped"]
+    assert "not computed" in skipped["categories"]["markdown"]
+
+    extras = figures.dataset_extras(plan, layout, test, data_dir=str(data_dir))
+    fid = extras["categories"]["fid"]
+    assert list(fid) == ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog",
+                         "horse", "ship", "truck", "mix"]
+    assert set(extras["categories"]["protocol"]["n_per_category"].values()) == {20}  # 10 + mirrors
+    assert "Table 2" in extras["categories"]["markdown"]
+    assert (tmp_path / "out" / "figures" / "mean_image.png").stat().st_size > 1000
+
+    def recomputed(*args, **kwargs):
+        raise AssertionError("Table 2 computed a second time")
+
+    monkeypatch.setattr(figures, "category_fid", recomputed)
+    again = figures.dataset_extras(plan, layout, test, data_dir=str(data_dir))
+    assert again["categories"]["fid"] == pytest.approx(fid)
+    assert "categories" not in figures.dataset_extras(
+        make_plan("celeba", runs=1), layout, test)

@@ -35,7 +35,10 @@ def write_figures(plan, layout, result: dict) -> list[str]:
     what = f"{result['dataset']}, {result['scale']} scale, {result['runs']} run(s)"
     if result["history"]:
         path = os.path.join(fig_dir, "ablation.png")
-        plot_ablation_curves(result["history"], result["metric"], path,
+        metric = result["metric"]
+        if metric == "FD":  # a distance in some other network's features: name it
+            metric = f"FD ({plan.extractor})"
+        plot_ablation_curves(result["history"], metric, path,
                              title=f"{what}: vanilla x̂ (dotted) vs split x̂, x̂₁, x̂₂, after a "
                                    f"{plan.history_gmm}-component GMM")
         paths.append(path)
