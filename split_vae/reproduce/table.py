@@ -103,10 +103,21 @@ def history_means(plan: Plan, rows: dict) -> dict:
     return out
 
 
+def _num(v: float, digits: int = 2, scale: float | None = None, sign: str = "") -> str:
+    # Distances with two decimals as the paper's tables; where the numbers of a
+    # cell are below 1 (small extractors), three significant digits of the
+    # scale rather than 0.00.
+    scale = abs(v) if scale is None else abs(scale)
+    if digits == 2 and 0 < scale < 1:
+        digits = min(8, 2 - int(np.floor(np.log10(scale))))
+    return f"{v:{sign}.{digits}f}"
+
+
 def _pm(st: dict, digits: int = 2) -> str:
+    scale = max(abs(v) for v in st["values"]) if st["values"] else st["mean"]
     if len(st["values"]) < 2:
-        return f"{st['mean']:.{digits}f}"
-    return f"{st['mean']:.{digits}f} ± {st['std']:.{digits}f}"
+        return _num(st["mean"], digits, scale)
+    return f"{_num(st['mean'], digits, scale)} ± {_num(st['std'], digits, scale)}"
 
 
 def format_table(result: dict) -> str:
@@ -127,7 +138,7 @@ def format_table(result: dict) -> str:
                          + " | ".join(_pm(cells[c]) for c, _ in columns)
                          + f" | {NOT_AVAILABLE} |")
     if result.get("real"):
-        lines.append(f"| real (test vs train) | {result['real']['fd']:.2f} | "
+        lines.append(f"| real (test vs train) | {_num(result['real']['fd'])} | "
                      + " | ".join("—" for _ in columns[1:]) + f" | {NOT_AVAILABLE} |")
     lines += ["", "GEN: z from N(0, I); GMM (k): z from a k-component Gaussian mixture "
               "fitted on z_mean of the reference images; mix: x̂₁ for the first half of the "
@@ -145,22 +156,25 @@ def format_table(result: dict) -> str:
             lines.append(f"| {label} | " + " | ".join(
                 _pm(cells[k], digits) if k in cells else NOT_AVAILABLE
                 for k in ("split", "vanilla")) + " |")
-    lines += ["", "Split minus vanilla, paired by seed (negative: the split model is "
-              "lower, better for every row but none):", "",
+    lines += ["", "Split minus vanilla, paired by seed (negative: the split model's number "
+              "is lower; lower is better in every row):", "",
               "| | " + " | ".join(f"seed {s}" for s in result["seeds"]) + " | mean ± sd |",
               "|---|" + "---|" * (len(result["seeds"]) + 1)]
     for key, st in result["split_minus_vanilla"].items():
         digits = 5 if key == "reconstruction_mse" else 2
-        lines.append(f"| {key} | " + " | ".join(f"{v:+.{digits}f}" for v in st["values"])
+        scale = max(abs(v) for v in st["values"])
+        lines.append(f"| {key} | " + " | ".join(_num(v, digits, scale, "+")
+                                                for v in st["values"])
                      + f" | {_pm(st, digits)} |")
     lines += ["", "## Reading", "", "| claim | diffs per seed | mean | holds in every seed "
               "| beyond the seeds' spread |", "|---|---|---|---|---|"]
     for claim, v in result["analysis"]["claims"].items():
+        scale = max(abs(x) for x in v["values"])
         beyond = "n/a (1 run)" if v["exceeds_spread"] is None else \
-            ("yes" if v["exceeds_spread"] else "no") + f" (spread {v['spread']:.2f})"
-        lines.append(f"| {claim} | " + ", ".join(f"{x:+.2f}" for x in v["values"])
-                     + f" | {v['mean']:+.2f} | {'yes' if v['holds_every_seed'] else 'no'} "
-                     f"| {beyond} |")
+            ("yes" if v["exceeds_spread"] else "no") + f" (spread {_num(v['spread'])})"
+        lines.append(f"| {claim} | " + ", ".join(_num(x, 2, scale, "+") for x in v["values"])
+                     + f" | {_num(v['mean'], 2, scale, '+')} | "
+                     f"{'yes' if v['holds_every_seed'] else 'no'} | {beyond} |")
     lines += ["", "Split kind of each run: " + ", ".join(
         f"{name}: {k['kind']} ({100 * k['high_frequency_fraction']:.1f}% of σ's energy "
         "high-frequency)" for name, k in result["split_kind"].items()) + "."]
