@@ -264,32 +264,11 @@ def batch_cycle(x, batch, steps):
 def timed_fit(model, x, batch, scale):
     """Fit on `x` in batches: (seconds of each timed window, seconds until the
     warm-up ended)."""
-    import keras
-
     from split_vae import GammaBalance
-    from train_throughput import windows
+    from train_throughput import window_clock, windows
 
-    starts, ends = windows(scale.warmup, scale.window, scale.repeats)
-
-    class Clock(keras.callbacks.Callback):
-        def __init__(self):
-            super().__init__()
-            self.times, self.t0, self.first = [], None, None
-
-        def on_train_batch_begin(self, b, logs=None):
-            if b in starts:
-                self.t0 = time.perf_counter()
-
-        def on_train_batch_end(self, b, logs=None):
-            if b in ends or b == scale.warmup - 1:
-                float(logs["loss"])  # wait for the device: the window is done
-            if b == scale.warmup - 1:
-                self.first = time.perf_counter() - begin
-            if b in ends:
-                self.times.append(time.perf_counter() - self.t0)
-
-    clock = Clock()
-    begin = time.perf_counter()
+    _, ends = windows(scale.warmup, scale.window, scale.repeats)
+    clock = window_clock(scale.warmup, scale.window, scale.repeats)
     model.fit(batch_cycle(x, batch, ends[-1] + 1), epochs=1, verbose=0,
               callbacks=[GammaBalance(), clock])
     return clock.times, clock.first

@@ -6,6 +6,7 @@ import json
 import os
 import sys
 import textwrap
+import time
 
 import pytest
 
@@ -317,3 +318,39 @@ def test_cpu_smoke_end_to_end_under_jax(tmp_path):
     # The table on stdout has every row, progress went to stderr.
     assert proc.stdout.count("\n| ") == len(rows) + 1
     assert "[gpu_check] " in proc.stderr and "rows," in proc.stderr
+
+
+# ---------------------------------------------------------------------------
+# The timing and the data of a training row, without training
+# ---------------------------------------------------------------------------
+def test_window_clock_times_each_window_and_the_warm_up():
+    from train_throughput import window_clock
+
+    clock = window_clock(warmup=2, window=3, repeats=2)  # batches 2-4 and 5-7 timed
+    clock.on_train_begin()
+    read = []
+
+    class Loss:
+        def __float__(self):
+            read.append(batch)
+            return 1.0
+
+    for batch in range(8):
+        clock.on_train_batch_begin(batch)
+        time.sleep(0.02 if batch in (2, 3, 4) else 0.001)
+        clock.on_train_batch_end(batch, {"loss": Loss()})
+    assert read == [1, 4, 7]  # the host waits at the end of the warm-up and of each window
+    assert len(clock.times) == 2
+    assert 0.06 <= clock.times[0] < 0.06 + 0.05  # three batches of 20 ms
+    assert clock.times[1] < 0.02                 # three of 1 ms
+    assert 0.002 <= clock.first < clock.times[0]
+
+
+def test_batch_cycle_serves_the_batches_in_turn():
+    import numpy as np
+
+    x = np.arange(6, dtype="float32").reshape(6, 1, 1, 1)
+    cycle = gpu_check.batch_cycle(x, batch=2, steps=5)
+    assert len(cycle) == 5
+    assert [cycle[i].ravel().tolist() for i in range(5)] == [
+        [0, 1], [2, 3], [4, 5], [0, 1], [2, 3]]
