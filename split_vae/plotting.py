@@ -138,6 +138,36 @@ def plot_square_grid(images: np.ndarray, path: str | None = None, side: int = 10
     return _finish(fig, path)
 
 
+def plot_mean_images(means: dict, path: str | None = None, cell: float = 2.6,
+                     title: str | None = None):
+    """Mean images side by side, each titled by its name (the paper's Figure 9:
+    CIFAR-10's mean image beside CelebA's).
+
+    Args:
+        means: name -> (H, W, C) image in [0, 1] (`reproduce.categories.mean_images`),
+            drawn left to right in the dict's order.
+        path: PNG to write (atomically); None returns the figure unsaved.
+        cell: inches of each image's side.
+        title: figure title.
+    """
+    if not means:
+        raise ValueError("nothing to plot: means is empty")
+    for name, img in means.items():
+        if np.ndim(img) != 3 or np.shape(img)[-1] not in (1, 3):
+            raise ValueError(f"the mean image {name!r} must be (H, W, 1 or 3), received "
+                             f"shape {np.shape(img)}")
+    fig, axes = plt.subplots(1, len(means), figsize=(cell * len(means), cell + 0.3),
+                             squeeze=False)
+    for ax, (name, img) in zip(axes[0], means.items()):
+        _show(ax, _as_image(img))
+        ax.set_title(name)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    if title:
+        fig.suptitle(title)
+    return _finish(fig, path)
+
+
 def plot_fid_history(history: dict, extractor_name: str, path: str | None = None):
     """Fréchet distance against epoch for x_hat, x1, x2 (the paper's Figure 11).
 

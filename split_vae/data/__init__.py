@@ -38,7 +38,8 @@ from .arrays import array_files, array_images, read_array_split
 from .cache import preprocess_images
 from .celeba import (CELEBA_PARTITION_ENDS, find_celeba_folder, read_celeba_folder,
                      read_celeba_partition)
-from .cifar10 import CIFAR10_BATCHES, find_cifar10, read_cifar10_split
+from .cifar10 import (CIFAR10_BATCHES, CIFAR10_CLASSES, find_cifar10, read_cifar10_labelled,
+                      read_cifar10_labels, read_cifar10_split)
 from .common import OFFLINE_FILES, require_exists
 from .digits import digits_split, load_digits_images
 from .folders import IMAGE_EXTENSIONS, list_images, read_image_folder_split
@@ -49,11 +50,12 @@ from .tfds import TFDS_NAMES, TfdsStream, from_tfds, is_tfds_data_dir
 
 __all__ = [
     "ALIASES", "CELEBA_ALIGNED_HW", "CELEBA_CROP", "CELEBA_PARTITION_ENDS", "CELEBA_SHAPE",
-    "CIFAR10_BATCHES", "DATASETS", "DEBIAN_FASHION_MNIST", "GENERIC_SOURCES",
+    "CIFAR10_BATCHES", "CIFAR10_CLASSES", "DATASETS", "DEBIAN_FASHION_MNIST", "GENERIC_SOURCES",
     "IMAGE_EXTENSIONS", "OFFLINE_FILES", "SPLITS", "TFDS_NAMES", "array_images",
     "array_pipeline", "celeba_crop_resize", "celeba_crop_resize_batches", "list_images",
     "load", "load_digits_images", "pad_mnist", "preprocess_images", "read_array_split",
-    "read_celeba_folder", "read_celeba_partition", "read_cifar10_split", "read_idx",
+    "read_celeba_folder", "read_celeba_partition", "read_cifar10_labelled",
+    "read_cifar10_labels", "read_cifar10_split", "read_idx",
     "read_idx_split", "read_image_folder_split",
 ]
 

@@ -1,0 +1,1 @@
+"""The paper's reproduction: its tables and figures, computed from data and models."""
