@@ -354,3 +354,46 @@ def test_batch_cycle_serves_the_batches_in_turn():
     assert len(cycle) == 5
     assert [cycle[i].ravel().tolist() for i in range(5)] == [
         [0, 1], [2, 3], [4, 5], [0, 1], [2, 3]]
+
+
+# ---------------------------------------------------------------------------
+# The reproduce row, with a fake command in place of the real one
+# ---------------------------------------------------------------------------
+def fake_reproduce(exit_code, write_table):
+    import types
+
+    def add_arguments(p):
+        for flag in ("--dataset", "--scale", "--runs", "--out"):
+            p.add_argument(flag, required=True)
+
+    def run(args):
+        if write_table:
+            with open(os.path.join(args.out, "table.md"), "w") as f:
+                f.write("| table |\n")
+        return exit_code
+
+    return types.SimpleNamespace(NAME="reproduce", HELP="", DESCRIPTION="",
+                                 add_arguments=add_arguments, run=run)
+
+
+@pytest.mark.parametrize("command, expected", [
+    (None, "skipped: reproduce not available in this version"),
+    (fake_reproduce(0, True), "ok"),
+    (fake_reproduce(0, False), "failed: exit 0, no table.md written"),
+    (fake_reproduce(1, True), "failed: exit 1"),
+])
+def test_reproduce_row(monkeypatch, capsys, command, expected):
+    import importlib
+
+    cli = importlib.import_module("split_vae.cli.main")
+    monkeypatch.setattr(cli, "COMMANDS", (command,) if command else ())
+    monkeypatch.setattr(gpu_check, "reproduce_dataset", lambda: ("digits", "digits (test)"))
+    monkeypatch.delitem(sys.modules, "tensorflow", raising=False)
+    spec = {"part": "reproduce", "engine": "jax", "rows": [row(part="reproduce", batch=None,
+                                                             what="reproduce")]}
+    gpu_check.reproduce_row(spec, gpu_check.SMOKE_SCALE)
+    (result,) = emitted(capsys)
+    assert result["status"] == expected
+    if command:
+        assert result["note"].startswith("reproduce --dataset digits --scale smoke --runs 1; "
+                                         "digits (test); ")
