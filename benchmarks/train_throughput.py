@@ -134,6 +134,38 @@ def windows(warmup, window, repeats):
     return starts, [s + window - 1 for s in starts]
 
 
+def window_clock(warmup, window, repeats):
+    """A Keras callback timing the `windows` of a fit: `.times`, the seconds of
+    each window, each ended by reading the loss on the host (the device has
+    then finished); `.first`, the seconds from the start of training to the
+    end of the warm-up (compilation included)."""
+    import keras
+
+    starts, ends = windows(warmup, window, repeats)
+
+    class Clock(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.times, self.t0, self.first, self.begin = [], None, None, None
+
+        def on_train_begin(self, logs=None):
+            self.begin = time.perf_counter()
+
+        def on_train_batch_begin(self, batch, logs=None):
+            if batch in starts:
+                self.t0 = time.perf_counter()
+
+        def on_train_batch_end(self, batch, logs=None):
+            if batch in ends or batch == warmup - 1:
+                float(logs["loss"])  # wait for the device: the window is done
+            if batch == warmup - 1:
+                self.first = time.perf_counter() - self.begin
+            if batch in ends:
+                self.times.append(time.perf_counter() - self.t0)
+
+    return Clock()
+
+
 def run_original(config, args):
     import numpy as np
 
@@ -162,7 +194,6 @@ def run_original(config, args):
 
 
 def run_split_vae(config, args, balance=True, jit_compile="auto", precision="float32"):
-    import keras
     import tensorflow as tf
 
     from split_vae import GammaBalance, SplitVAE
@@ -173,24 +204,8 @@ def run_split_vae(config, args, balance=True, jit_compile="auto", precision="flo
     x = images(config, config.batch_size * 4)
     ds = tf.data.Dataset.from_tensor_slices(x).batch(config.batch_size, drop_remainder=True)
     ds = ds.repeat().prefetch(tf.data.AUTOTUNE)
-    starts, ends = windows(args.warmup, args.window, args.repeats)
-
-    class Windows(keras.callbacks.Callback):
-        def __init__(self):
-            super().__init__()
-            self.times, self.t0 = [], None
-
-        def on_train_batch_begin(self, batch, logs=None):
-            if batch in starts:
-                self.t0 = time.perf_counter()
-
-        def on_train_batch_end(self, batch, logs=None):
-            if batch in ends or batch == args.warmup - 1:
-                float(logs["loss"])  # wait for the device: the window is done
-            if batch in ends:
-                self.times.append(time.perf_counter() - self.t0)
-
-    clock = Windows()
+    _, ends = windows(args.warmup, args.window, args.repeats)
+    clock = window_clock(args.warmup, args.window, args.repeats)
     callbacks = ([GammaBalance()] if balance else []) + [clock]
     model.fit(ds, epochs=1, steps_per_epoch=ends[-1] + 1, verbose=0, callbacks=callbacks)
     return clock.times
