@@ -33,8 +33,9 @@ row's status; a new process takes the rows left):
 
 One table at the end, every row with its engine, precision and batch, and
 its status: ok, "skipped: why", "out of memory", "failed: error", or
-"imported TensorFlow" (under JAX or PyTorch every row checks that nothing
-imported TensorFlow: machines with JAX or PyTorch often have no TensorFlow).
+"imported TensorFlow" (machines with JAX or PyTorch often have no TensorFlow:
+under JAX or PyTorch each row's process runs with TensorFlow made unimportable,
+as there, and every row checks afterwards that nothing imported it).
 Rows that the time budget leaves no time for say so. This script imports no
 engine itself; each row's process gets KERAS_BACKEND.
 
@@ -454,8 +455,24 @@ def reproduce_row(spec, scale):
            f"{seconds:.0f} s wall; table.md {'written' if wrote else 'missing'}")
 
 
+class NoTensorFlow:
+    """An import hook that makes TensorFlow unimportable, as on the JAX or
+    PyTorch machines this check is for. Keras probes for it when it is
+    installed (serializing a layer's dtype policy asks whether TensorFlow is
+    available) and takes the refusal as "not installed"; anything of ours that
+    needed it would fail its row instead."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name == "tensorflow" or name.startswith("tensorflow."):
+            raise ImportError(f"{name} is made unimportable by gpu_check under "
+                              f"{os.environ.get('KERAS_BACKEND')}")
+        return None
+
+
 def child_main(spec_json: str) -> None:
     spec = json.loads(spec_json)
+    if os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow":
+        sys.meta_path.insert(0, NoTensorFlow())
     scale = Scale(**{**spec["scale"], "batches": tuple(spec["scale"]["batches"])})
     sys.path.insert(0, HERE)  # train_throughput, beside this file
     {"train": train_rows, "extractor": extractor_rows,
