@@ -214,7 +214,7 @@ def emit(row, **fields):
 
 
 def tensorflow_imported(backend: str) -> bool:
-    return backend != "tensorflow" and "tensorflow" in sys.modules
+    return backend != "tensorflow" and sys.modules.get("tensorflow") is not None
 
 
 def finish(row, backend, **fields):
@@ -455,24 +455,22 @@ def reproduce_row(spec, scale):
            f"{seconds:.0f} s wall; table.md {'written' if wrote else 'missing'}")
 
 
-class NoTensorFlow:
-    """An import hook that makes TensorFlow unimportable, as on the JAX or
-    PyTorch machines this check is for. Keras probes for it when it is
-    installed (serializing a layer's dtype policy asks whether TensorFlow is
+def make_tensorflow_unimportable() -> None:
+    """Make TensorFlow unimportable in this process, as on the JAX or PyTorch
+    machines this check is for: a None entry in sys.modules is Python's "not
+    importable" (an import raises ImportError, importlib.util.find_spec gives
+    None, as PyTorch's compiler asks). Keras probes for TensorFlow when it is
+    installed (serializing a layer's dtype policy asks whether it is
     available) and takes the refusal as "not installed"; anything of ours that
     needed it would fail its row instead."""
-
-    def find_spec(self, name, path=None, target=None):
-        if name == "tensorflow" or name.startswith("tensorflow."):
-            raise ImportError(f"{name} is made unimportable by gpu_check under "
-                              f"{os.environ.get('KERAS_BACKEND')}")
-        return None
+    if sys.modules.get("tensorflow") is None:
+        sys.modules["tensorflow"] = None
 
 
 def child_main(spec_json: str) -> None:
     spec = json.loads(spec_json)
     if os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow":
-        sys.meta_path.insert(0, NoTensorFlow())
+        make_tensorflow_unimportable()
     scale = Scale(**{**spec["scale"], "batches": tuple(spec["scale"]["batches"])})
     sys.path.insert(0, HERE)  # train_throughput, beside this file
     {"train": train_rows, "extractor": extractor_rows,

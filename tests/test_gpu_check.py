@@ -397,3 +397,24 @@ def test_reproduce_row(monkeypatch, capsys, command, expected):
     if command:
         assert result["note"].startswith("reproduce --dataset digits --scale smoke --runs 1; "
                                          "digits (test); ")
+
+
+def test_tensorflow_made_unimportable_the_way_pytorch_can_ask():
+    """A row's process under JAX or PyTorch: `import tensorflow` fails, and
+    importlib.util.find_spec (which PyTorch's compiler calls while Keras
+    imports it) answers None instead of raising."""
+    code = textwrap.dedent(f"""
+        import importlib.util, sys
+        sys.path.insert(0, {os.path.dirname(SCRIPT)!r})
+        import gpu_check
+        gpu_check.make_tensorflow_unimportable()
+        import keras
+        assert importlib.util.find_spec("tensorflow") is None
+        try:
+            import tensorflow
+        except ImportError:
+            print("REFUSED")
+        print("IMPORTED", gpu_check.tensorflow_imported("torch"))
+    """)
+    proc = run_python(["-c", code], env={"KERAS_BACKEND": "torch"}, check=True, timeout=300)
+    assert "REFUSED" in proc.stdout and "IMPORTED False" in proc.stdout
