@@ -133,7 +133,15 @@ def test_traversal_moves_one_variable_and_finds_the_silenced_one(model):
         for k in ("sigma", "x1", "x2", "x_hat"):
             np.testing.assert_allclose(w.parts[k], direct[k], atol=1e-6)
         assert w.change == pytest.approx(explore.path_change(direct["x_hat"]), abs=1e-6)
-        assert w.split == split_kind(direct["sigma"])
+        # the same kind and numbers; decoded in other batches, the floats of
+        # sigma may differ in their last bits (the batched path pads its last batch)
+        expected_split = split_kind(direct["sigma"])
+        assert set(w.split) == set(expected_split)
+        for key, value in expected_split.items():
+            if isinstance(value, float):
+                assert w.split[key] == pytest.approx(value, rel=1e-6), key
+            else:
+                assert w.split[key] == value, key
     assert walks[2].change == 0.0 and not walks[2].active
     assert all(w.active for i, w in enumerate(walks) if i != 2), [w.change for w in walks]
     table = explore.format_traversal(walks)
