@@ -6,7 +6,7 @@ Self-Decomposition", IEEE Access 10, 2022 (https://arxiv.org/abs/2202.02738).
 
 import os as _os
 
-from . import lazy as _lazy
+from . import importhooks as _importhooks, lazy as _lazy
 
 # Keras reads KERAS_BACKEND when it is first imported; a wrong name there
 # would fail inside Keras with a terse message, so name the choices first.
@@ -35,11 +35,9 @@ _SUBMODULES = ("blocks", "checkpoint", "checks", "cli", "config", "data", "distr
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = _lazy.attach(__name__, _EXPORTS, _SUBMODULES)
 
-# A plain `import split_vae` loads the model, which registers SplitVAE and its
-# layers with Keras, so that keras.saving.load_model reads a .keras file
-# afterwards. The command line alone (`python -m split_vae`, the `split-vae`
-# script; read exactly from the interpreter's command line) stays lazy: it
-# parses its arguments, and --help answers, before Keras is loaded, and each
-# command imports the model itself.
-if not _lazy.started_as_command_line("split_vae", "split-vae"):
-    from . import model as _model  # noqa: E402,F401
+# `import split_vae` imports neither Keras nor TensorFlow: a notebook's first
+# cell takes milliseconds and prints nothing. TensorFlow's start-up lines are
+# hidden whenever it is imported later, and Keras learns our classes (so
+# that keras.saving.load_model reads a .keras file) whenever Keras is, or at
+# once if it already was (`importhooks`).
+_importhooks.install()

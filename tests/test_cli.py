@@ -273,7 +273,7 @@ def test_the_console_script_parses_before_loading_a_framework(tmp_path):
     ("I0000 is not a log record", 3, False),
 ])
 def test_native_log_filter_hides_what_the_level_hides(line, level, hidden):
-    from split_vae.cli.quiet import is_hidden
+    from split_vae.quiet import is_hidden
 
     assert is_hidden(line.encode(), level) is hidden
 
@@ -299,7 +299,7 @@ def test_a_native_crash_keeps_its_last_stderr_lines(tmp_path, death):
 
 
 def test_the_user_log_level_is_kept(monkeypatch):
-    from split_vae.cli.quiet import set_log_level
+    from split_vae.quiet import set_log_level
 
     monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
     assert set_log_level() == 3 and os.environ["TF_CPP_MIN_LOG_LEVEL"] == "3"

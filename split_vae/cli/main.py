@@ -15,7 +15,7 @@ import sys
 
 from ..version import __version__
 from . import convert, evaluate, explore, generate, reproduce, train
-from .quiet import filtered_native_stderr, set_log_level
+from ..quiet import filtered_native_stderr, set_log_level
 
 # The commands, in the order --help lists them.
 COMMANDS = (train, convert, evaluate, generate, explore, reproduce)

@@ -1,13 +1,15 @@
-"""Quiet TensorFlow's C++ start-up log lines on the command line.
+"""Quiet TensorFlow's C++ start-up log lines, in the library and on the command line.
 
 TensorFlow writes lines such as "oneDNN custom operations are on", "Could not
 find cuda drivers" and "failed call to cuInit" to file descriptor 2 from C++,
-some of them before it reads TF_CPP_MIN_LOG_LEVEL (absl's "All log messages
-before absl::InitializeLog()" lines). So the command line sets
+most of them while it is imported and before it reads TF_CPP_MIN_LOG_LEVEL
+(absl's "All log messages before absl::InitializeLog()" lines). So we set
 TF_CPP_MIN_LOG_LEVEL (only where the user has not: 0 brings every line back)
-and, in the `python -m split_vae` process, passes descriptor 2 through a
-filter that drops the native log records the level hides. Python's own
-stderr (our messages, warnings, tracebacks, tqdm) does not go through it.
+and pass descriptor 2 through a filter that drops the native log records the
+level hides: the command line (`python -m split_vae`, the `split-vae`
+script) for the whole command, the library (`import split_vae`) for the
+import of TensorFlow alone (`importhooks`). Python's own stderr (our
+messages, warnings, tracebacks, tqdm) does not go through it.
 
 The filter is a process of its own (this file run as a script), not a
 thread: when the command dies natively (an abort, a segmentation fault, a
@@ -33,6 +35,7 @@ _RECORD = re.compile(rb"([IWEF])\d{4} \d\d:\d\d:\d+\.\d+ +\d+ [^\s:\]]+:\d+\] ")
 _ABSL_PREAMBLE = b"WARNING: All log messages before absl::InitializeLog()"
 _CPU_GUARD_TAIL = b"To enable the following instructions:"
 _HIDDEN_BY_LEVEL = {b"I": 1, b"W": 2, b"E": 3}
+_ACTIVE = False  # a filter is in place (a nested one, e.g. an import inside a command, adds none)
 
 
 def set_log_level() -> int:
@@ -59,11 +62,13 @@ def filtered_native_stderr(level: int):
     """Pass file descriptor 2 through `is_hidden` for the duration.
 
     Python's sys.stderr is pointed at the real stderr meanwhile, so that only
-    output written by native code (TensorFlow's C++) is filtered. The filter
+    output written by native code (TensorFlow's C++) is filtered; inside a
+    filter already in place this adds none. The filter
     runs in a child process that reads the pipe to its end, so nothing
     written before a crash of this process is lost.
     """
-    if level < 1:
+    global _ACTIVE
+    if level < 1 or _ACTIVE:
         yield
         return
     sys.stderr.flush()
@@ -77,9 +82,11 @@ def filtered_native_stderr(level: int):
     python_stderr = sys.stderr
     sys.stderr = open(real, "w", buffering=1, encoding=python_stderr.encoding,
                       errors="backslashreplace", closefd=False)
+    _ACTIVE = True
     try:
         yield
     finally:
+        _ACTIVE = False
         sys.stderr.flush()
         os.dup2(real, 2)                  # closes the pipe: the filter drains it and ends
         try:
