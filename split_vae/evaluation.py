@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 from . import checks, metrics, sampling
 from .fileio import atomic_write_json
 from .plotting import plot_fid_history
-from .split_kind import split_kind
+from .split_kind import split_kind_of_parts
 
 logger = logging.getLogger(__name__)
 
@@ -171,7 +171,7 @@ def evaluate_model(model, test_images, train_images=None, extractor="inception",
         fid["reconstruction"], kid["reconstruction"] = ref.distances(
             ext.features(rec["x_hat"], desc="reconstruction x_hat"))
         rec_mse = float(np.mean(np.square(rec["x_hat"] - test_images)))
-        kind = split_kind(rec["sigma"]) if "sigma" in rec else None
+        kind = split_kind_of_parts(rec)
         step("latents and reconstruction")
 
         samples = {"gen": model.generate(n, seed=seed, batch_size=batch_size, progress=True,
@@ -282,7 +282,7 @@ def _protocol(ext, test_images, train_images, n: int, k: int, gmm, seed) -> dict
         "real": "reference (test) images against as many training images",
         "reconstruction": "x_hat decoded from z_mean of the reference images",
         "split_kind": "from sigma of the reconstructions of the reference images "
-                      "(split_vae.split_kind.split_kind)",
+                      "weighted by |x1 - x2| (split_vae.split_kind.split_kind_of_parts)",
         "statistics": "float64 mean and covariance (ddof=1); Fréchet distance from "
                       "the eigenvalues of a symmetric form of S1 S2",
     }

@@ -28,7 +28,7 @@ import dataclasses
 
 import numpy as np
 
-from .split_kind import split_kind
+from .split_kind import split_kind_of_parts
 
 METHODS = ("linear", "spherical")
 
@@ -53,7 +53,7 @@ class Walk:
             variable, or t in [0, 1] along an interpolation.
         parts: `SplitVAE.decode` of z: sigma, x1, x2, x_hat (x_hat alone for
             a vanilla model), each (steps, H, W, C).
-        split: `split_kind.split_kind` of the path's sigma maps, None for a
+        split: `split_kind.split_kind_of_parts` of the path's parts, None for a
             vanilla model.
         change: mean over pixels of each pixel's range of x_hat along the
             path (0: the path changes nothing).
@@ -125,7 +125,7 @@ def latent_code(model, x) -> np.ndarray:
 
 def make_walk(label: str, z, steps, parts: dict) -> Walk:
     """A Walk from a path's latent vectors and their decoded parts."""
-    kind = split_kind(parts["sigma"]) if "sigma" in parts else None
+    kind = split_kind_of_parts(parts)
     return Walk(label=label, z=np.asarray(z), steps=np.asarray(steps, dtype="float64"),
                 parts=parts, split=kind, change=path_change(parts["x_hat"]))
 
@@ -199,9 +199,12 @@ def traverse(model, dims="all", values=None, base=None) -> list[Walk]:
 
 
 def overall_split(walks) -> dict | None:
-    """`split_kind` of the sigma maps of all the walks together (None if vanilla)."""
-    sigmas = [w.parts["sigma"] for w in walks if "sigma" in w.parts]
-    return split_kind(np.concatenate(sigmas)) if sigmas else None
+    """`split_kind_of_parts` of all the walks together (None if vanilla)."""
+    split = [w.parts for w in walks if "sigma" in w.parts]
+    if not split:
+        return None
+    return split_kind_of_parts({k: np.concatenate([p[k] for p in split])
+                                for k in ("sigma", "x1", "x2")})
 
 
 def format_traversal(walks) -> str:

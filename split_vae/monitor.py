@@ -3,7 +3,7 @@
 `SplitGrids` decodes a fixed set of latent codes and reconstructs a fixed set
 of test images every N epochs and draws both as the paper's rows sigma, x1,
 x2, x_hat (Asperti, Bugo, Filippini, IEEE Access 2022, Figures 1-4), titled
-with the split kind of the reconstructions' sigma (`split_kind.split_kind`):
+with the split kind of the reconstructions (`split_kind.split_kind_of_parts`):
 whether the model settles on a syntactic split (sigma a high-frequency
 pattern) or a semantic one (sigma follows shapes) shows epoch by epoch. The
 grids go to PNG files and, when asked, to TensorBoard as images.
@@ -22,7 +22,7 @@ import numpy as np
 
 from . import checks
 from .distribute import is_chief
-from .split_kind import split_kind
+from .split_kind import split_kind_of_parts
 from .plotting import figure_rgb, plot_split_grid, save_figure
 
 logger = logging.getLogger(__name__)
@@ -87,8 +87,7 @@ class SplitGrids(keras.callbacks.Callback):
         figures = {"generated": (generated, None, "z ~ N(0, I), fixed")}
         if reconstructed is not None:
             figures["reconstructed"] = (reconstructed, self.images, "fixed test images")
-        kind = split_kind(reconstructed["sigma"] if reconstructed is not None
-                          else generated["sigma"]) if "sigma" in generated else None
+        kind = split_kind_of_parts(reconstructed if reconstructed is not None else generated)
         what = "no split (vanilla)" if kind is None else (
             f"split: {kind['kind']} (σ high-freq. {kind['high_frequency_fraction']:.2f})")
         logger.info("epoch %d: %s", epoch, what)

@@ -13,7 +13,7 @@ import pytest  # noqa: E402
 
 from helpers import run_cli, tiny_images, tiny_model  # noqa: E402
 from split_vae import explore  # noqa: E402
-from split_vae.split_kind import split_kind  # noqa: E402
+from split_vae.split_kind import split_kind_of_parts  # noqa: E402
 from split_vae.plotting import plot_walks, walk_title  # noqa: E402
 
 
@@ -135,7 +135,7 @@ def test_traversal_moves_one_variable_and_finds_the_silenced_one(model):
         assert w.change == pytest.approx(explore.path_change(direct["x_hat"]), abs=1e-6)
         # the same kind and numbers; decoded in other batches, the floats of
         # sigma may differ in their last bits (the batched path pads its last batch)
-        expected_split = split_kind(direct["sigma"])
+        expected_split = split_kind_of_parts(direct)
         assert set(w.split) == set(expected_split)
         for key, value in expected_split.items():
             if isinstance(value, float):

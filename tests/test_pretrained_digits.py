@@ -69,7 +69,7 @@ def test_explore_draws_the_shipped_model(tmp_path):
     walk, trav = tmp_path / "walk.png", tmp_path / "trav.png"
     proc = run_cli("explore", "--model", "digits", "--interpolate", "3,17", "--method",
                    "spherical", "--out", walk, check=True, env={"SPLIT_VAE_OFFLINE": "1"})
-    assert "split kind along the path: semantic" in proc.stdout
+    assert "split kind along the path: syntactic" in proc.stdout
     proc = run_cli("explore", "--model", "digits", "--traverse", "all", "--out", trav,
                    check=True, env={"SPLIT_VAE_OFFLINE": "1"})
     # z[5] and z[7] barely move x_hat (0.03, 0.04): the figure marks them

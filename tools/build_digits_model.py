@@ -42,7 +42,7 @@ def measure(model) -> dict:
 
     from split_vae import data, explore
     from split_vae.evaluation import latent_statistics
-    from split_vae.split_kind import split_kind
+    from split_vae.split_kind import split_kind_of_parts
 
     test = data.load("digits", "test", as_numpy=True)
     parts = model.reconstruct(test)
@@ -51,8 +51,8 @@ def measure(model) -> dict:
     return {
         "test_images": int(len(test)),
         "test_reconstruction_mse": float(np.mean((parts["x_hat"] - test) ** 2)),
-        "split_kind": split_kind(parts["sigma"])["kind"],
-        "sigma_high_frequency_fraction": split_kind(parts["sigma"])[
+        "split_kind": split_kind_of_parts(parts)["kind"],
+        "sigma_high_frequency_fraction": split_kind_of_parts(parts)[
             "high_frequency_fraction"],
         "inactive_by_encoder_variance": stats["inactive_by_variance"],
         "inactive_by_traversal": int(sum(not w.active for w in walks)),

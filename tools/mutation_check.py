@@ -379,6 +379,25 @@ MUTANTS = [
       r'(for c, _ in columns\)\n\s*)\+ f" \| \{NOT_AVAILABLE\} \|"\)',
       r'\1+ " | " + _pm(cells["gen"]) + " |")',
       ("tests/test_reproduce.py::test_the_table_holds_means_spreads_and_paired_differences",)),
+    # --- the kind of split (split_kind.py) ------------------------------------------
+    M("splitkind-unweighted", "split kind", r"w\s*=\s*np\.abs\(a\s*-\s*b\)", "w = np.ones_like(s)",
+      ("tests/test_split_kind.py",)),
+    M("splitkind-plain-mean", "split kind",
+      r"c\s*=\s*\(w2\s*\*\s*s\)\.sum\(axis=\(1,\s*2\),\s*keepdims=True\)\s*/[^\n]*",
+      "c = s.mean(axis=(1, 2), keepdims=True)", ("tests/test_split_kind.py",)),
+    M("splitkind-weight-not-squared", "split kind", r"w2\s*=\s*w\s*\*\s*w\b", "w2 = w",
+      ("tests/test_split_kind.py",)),
+    M("splitkind-cutoff-inclusive", "split kind", r"(fy\s*\*\*\s*2\)\s*)>\s*cutoff",
+      r"\1>= cutoff", ("tests/test_split_kind.py",)),
+    M("splitkind-cutoff-value", "split kind", r"SPLIT_KIND_CUTOFF\s*=\s*0\.25\b",
+      "SPLIT_KIND_CUTOFF = 0.27", ("tests/test_split_kind.py",)),
+    M("splitkind-threshold-value", "split kind", r"SPLIT_KIND_THRESHOLD\s*=\s*0\.5\b",
+      "SPLIT_KIND_THRESHOLD = 0.52", ("tests/test_split_kind.py",)),
+    M("splitkind-min-variance-value", "split kind",
+      r"SPLIT_KIND_MIN_VARIANCE\s*=\s*1e-4\b", "SPLIT_KIND_MIN_VARIANCE = 1.03e-4", ("tests/test_split_kind.py",)),
+    M("splitkind-variance-per-pixel", "split kind",
+      r"variance\s*=\s*total\s*/\s*\(s\.shape\[1\]\s*\*\s*s\.shape\[2\]\)\s*/\s*weight",
+      "variance = total / (s.shape[1] * s.shape[2]) / s.size", ("tests/test_split_kind.py",)),
 ]
 
 
