@@ -21,6 +21,7 @@ name or a path.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import time
 import warnings
@@ -38,6 +39,50 @@ logger = logging.getLogger(__name__)
 
 PARTS = ("x_hat", "x1", "x2")
 SOURCES = ("gen", "gmm")  # samples from the prior, from the GMM fitted on z_mean
+
+# The paper's Section IV: 10,000 generated images per source, against the
+# first 10,000 test images.
+PAPER_SAMPLES = 10000
+
+# Keys of reports written before the distances were named by what they
+# measure (the Fréchet distance in any extractor's features is an FID only in
+# InceptionV3's ImageNet features): old name -> new name.
+LEGACY_KEYS = {"fid": "fd", "kid": "kd"}
+
+
+def default_samples(n_reference: int) -> int:
+    """Samples per source when none are asked for: the paper's 10,000, or the
+    number of reference (test) images when there are fewer (the digits test
+    set has 359: more samples than reference images add time, not accuracy,
+    to a distance whose reference side has 359)."""
+    return min(PAPER_SAMPLES, int(n_reference))
+
+
+def normalise_report(report: dict, renames=None) -> dict:
+    """A copy of a report (or of a categories' result) with its distances under
+    the current keys: an old report's "fid" and "kid" become "fd" and "kd"
+    (`LEGACY_KEYS`); a current one comes back unchanged. Every reader of a
+    report goes through it."""
+    renames = LEGACY_KEYS if renames is None else renames
+    out = _renamed(report, renames)
+    if isinstance(out.get("protocol"), dict):  # the kernel distance's subsets
+        out["protocol"] = _renamed(out["protocol"], {"kid": "kd"})
+    return out
+
+
+def _renamed(d: dict, renames: dict) -> dict:
+    out = dict(d)
+    for old, new in renames.items():
+        if old in out:
+            value = out.pop(old)
+            out.setdefault(new, value)
+    return out
+
+
+def read_report(path: str) -> dict:
+    """report.json as `evaluate` writes it (an old one too), normalised."""
+    with open(path) as f:
+        return normalise_report(json.load(f))
 
 
 # ---------------------------------------------------------------------------
@@ -126,6 +171,8 @@ def evaluate_model(model, test_images, train_images=None, extractor="inception",
 
     Every Fréchet distance has its kernel distance beside it (KID in
     Inception features, "KD in <extractor>" in any other: `metrics.kid`).
+    The report keeps them under "fd" and "kd" (an FID only where
+    report["metric"] says "FID"; report["kid_name"] names the kernel one).
 
     Args:
         model: a `SplitVAE` (split or vanilla; a vanilla one has x_hat only).
@@ -133,8 +180,11 @@ def evaluate_model(model, test_images, train_images=None, extractor="inception",
             test images); the GMM is fitted on their z_mean.
         train_images: images for the "real" row (test against train); None
             skips it.
-        extractor: "inception", "fid-inception", "inception-random", a .pth or
-            .keras path, a Keras model or a `metrics.FeatureExtractor`.
+        extractor: "inception", "auto" (`metrics.auto_extractor`, chosen by
+            the model's image shape), "fid-inception", "inception-random", a
+            .pth or .keras path, a Keras model or a `metrics.FeatureExtractor`;
+            report["protocol"]["extractor_choice"] says what was asked for,
+            what measured and why.
         n_samples: generated images per source; default len(test_images).
         gmm_components: default model.config.gmm_components.
         seed: seeds the prior draw, the mixture's fit and its draw, and the
@@ -145,7 +195,7 @@ def evaluate_model(model, test_images, train_images=None, extractor="inception",
         and "gmm" to the decoded dicts (sigma, x1, x2, x_hat, z).
     """
     t0 = time.time()
-    ext = metrics.get_extractor(extractor)
+    ext = metrics.get_extractor(extractor, image_shape=model.image_shape)
     metric = getattr(ext, "metric_name", "FD")
     test_images, train_images = _checked_images(model, test_images, train_images)
     n = len(test_images) if n_samples is None else int(n_samples)
@@ -157,18 +207,18 @@ def evaluate_model(model, test_images, train_images=None, extractor="inception",
         ref = Reference(*metrics.reference_features(
             test_images, ext, cache_dir, use_cache, desc="reference (test) features"), seed)
         step("reference features")
-        fid, kid = {}, {}
+        fd, kd = {}, {}
         if train_images is not None:
             train_feats, _, _ = metrics.reference_features(
                 train_images, ext, cache_dir, use_cache, desc="real (train) features")
-            fid["real"], kid["real"] = ref.distances(train_feats)
+            fd["real"], kd["real"] = ref.distances(train_feats)
             step("real")
 
         z_mean, z_log_var = model.encode(test_images, batch_size=batch_size, progress=True,
                                          desc="encode reference")
         latents = latent_statistics(z_mean, z_log_var)
         rec = model.decode(z_mean, batch_size=batch_size, progress=True, desc="reconstruct")
-        fid["reconstruction"], kid["reconstruction"] = ref.distances(
+        fd["reconstruction"], kd["reconstruction"] = ref.distances(
             ext.features(rec["x_hat"], desc="reconstruction x_hat"))
         rec_mse = float(np.mean(np.square(rec["x_hat"] - test_images)))
         kind = split_kind_of_parts(rec)
@@ -182,14 +232,14 @@ def evaluate_model(model, test_images, train_images=None, extractor="inception",
                                                batch_size=batch_size)
         step("GMM samples")
         for source in SOURCES:
-            fid[source], kid[source] = part_distances(ext, samples[source], ref,
+            fd[source], kd[source] = part_distances(ext, samples[source], ref,
                                                       desc=source.upper())
             step(f"{metric} {source.upper()}")
 
     report = {
         "note": ext.note,
-        "fid": fid,
-        "kid": kid,
+        "fd": fd,
+        "kd": kd,
         "metric": metric,
         "metric_protocol": getattr(ext, "protocol", f"FD in {ext.name}"),
         "kid_name": getattr(ext, "kid_name", f"KD in {ext.name}"),
@@ -200,7 +250,7 @@ def evaluate_model(model, test_images, train_images=None, extractor="inception",
         "protocol": _protocol(ext, test_images, train_images, n, k, gmm, seed),
         "seconds": round(time.time() - t0, 1),
     }
-    report["protocol"]["kid"] = ref.kid_protocol(n)
+    report["protocol"]["kd"] = ref.kid_protocol(n)
     return report, samples
 
 
@@ -267,6 +317,7 @@ def _protocol(ext, test_images, train_images, n: int, k: int, gmm, seed) -> dict
     """What was measured and how: the report's "protocol" entry."""
     return {
         "extractor": ext.name,
+        "extractor_choice": dict(ext.choice or {}),
         "extractor_fingerprint": ext.fingerprint(),
         "feature_dim": ext.dim,
         "preprocessing": ext.preprocessing(),
@@ -305,7 +356,7 @@ def _fmt_kid(v: dict) -> str:
 
 def _distance_rows(report: dict, keys, width: int) -> list:
     """The table's rows: each source's Fréchet distances, then their kernel ones."""
-    fid, kid = report["fid"], report.get("kid")
+    fid, kid = report["fd"], report.get("kd")
     label = report.get("metric", "FD")
     kid_label = "KID" if report.get("kid_name") == "KID" else "KD"
     col = 16 if kid else 10
@@ -326,16 +377,23 @@ def _distance_rows(report: dict, keys, width: int) -> list:
 
 def format_report(report: dict) -> str:
     """A short table of the report's distances, named by their protocol, with the
-    note on comparability (once)."""
-    keys = [k for k in ("x_hat", "x1", "x2", "mix") if k in report["fid"]["gen"]]
+    note on comparability (once). Reads old reports too (`normalise_report`)."""
+    report = normalise_report(report)
+    keys = [k for k in ("x_hat", "x1", "x2", "mix") if k in report["fd"]["gen"]]
     label = report.get("metric", "FD")
     width = max(14, len(label) + 5)
     protocol = report.get("metric_protocol", label)
+    if label != "FID":
+        protocol += " (not an FID)"
     lines = [f"{protocol}; extractor {report['protocol']['extractor']}"]
-    if report.get("kid"):
-        sizes = report["protocol"].get("kid", {})
+    if report.get("kd"):
+        sizes = report["protocol"].get("kd", {})
         lines[0] += (f"; {report['kid_name']}: unbiased MMD², mean±sd over "
                      f"{sizes.get('subsets')} subsets of {sizes.get('subset_size')}")
+    choice = report["protocol"].get("extractor_choice") or {}
+    if choice.get("requested") == "auto":
+        lines.append(f"extractor chosen by 'auto': {choice.get('extractor')}, because "
+                     f"{choice.get('reason')}")
     lines += _distance_rows(report, keys, width)
     if report.get("split_kind"):
         sk = report["split_kind"]

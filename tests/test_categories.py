@@ -182,12 +182,12 @@ def table():
 def test_each_category_against_the_test_set(table):
     x, y, test, ext, result = table
     test_feats = ext.features(test, progress=False)
-    assert list(result["fid"]) == list(data.CIFAR10_CLASSES) + ["mix"]
+    assert list(result["fd"]) == list(data.CIFAR10_CLASSES) + ["mix"]
     for c in (0, 3, 9):
         chosen = x[y == c]
         images = np.concatenate([chosen, np.stack([np.fliplr(i) for i in chosen])])
         want = fd_sqrtm(ext.features(images, progress=False), test_feats)
-        assert result["fid"][data.CIFAR10_CLASSES[c]] == pytest.approx(want, rel=1e-5)
+        assert result["fd"][data.CIFAR10_CLASSES[c]] == pytest.approx(want, rel=1e-5)
         # without the mirror images the number is another
         without = fd_sqrtm(ext.features(np.concatenate([chosen, chosen]), progress=False),
                            test_feats)
@@ -202,7 +202,7 @@ def test_the_mix_draws_from_every_category_and_their_mirror_images(table):
     index = mix_indices(len(x), 40, seed=4)
     images = np.stack([x[i] if i < len(x) else np.fliplr(x[i - len(x)]) for i in index])
     want = fd_sqrtm(ext.features(images, progress=False), ext.features(test, progress=False))
-    assert result["fid"]["mix"] == pytest.approx(want, rel=1e-5)
+    assert result["fd"]["mix"] == pytest.approx(want, rel=1e-5)
     counts = np.bincount(y[index % len(x)], minlength=10)
     assert (counts > 0).all()
     assert result["protocol"]["mix_per_category"] == dict(zip(data.CIFAR10_CLASSES,
@@ -249,13 +249,23 @@ def test_the_table_in_the_papers_layout(table):
     assert "| category | FD |" in lines
     rows = [line for line in lines if line.startswith("| ") and "category" not in line]
     assert [r.split("|")[1].strip() for r in rows] == list(data.CIFAR10_CLASSES) + ["mix"]
-    assert rows[3] == f"| cat | {categories._fmt(result['fid']['cat'])} |"
+    assert rows[3] == f"| cat | {categories._fmt(result['fd']['cat'])} |"
     assert lines[-1] == f"note: {result['note']}" and "not the paper's FID" in lines[-1]
     # the paper's extractor is named FID, two decimals
     paper = dict(result, metric="FID", metric_protocol="FID, paper protocol",
-                 fid={"cat": 123.456, "mix": 5.3})
+                 fd={"cat": 123.456, "mix": 5.3})
     assert "| cat | 123.46 |" in format_category_table(paper)
     assert format_category_table(paper).splitlines()[0].startswith("FID, paper protocol")
+
+
+def test_a_result_written_with_the_old_key_reads_and_formats(table):
+    # Results written before "fd" kept the distances under "fid".
+    old = {k: v for k, v in table[-1].items() if k != "fd"}
+    old["fid"] = {"cat": 12.345, "mix": 0.5}
+    assert categories.normalise_result(old)["fd"] == {"cat": 12.345, "mix": 0.5}
+    assert "fid" not in categories.normalise_result(old)
+    text = format_category_table(old)
+    assert "| cat | 12.35 |" in text and "| mix | 0.5 |" in text
 
 
 # ---------------------------------------------------------------------------

@@ -80,7 +80,7 @@ def test_evaluate_model_split(model, digits, tmp_path):
     ext = small_extractor()
     report, samples = evaluate_model(model, test, train, extractor=ext, n_samples=20,
                                      gmm_components=3, seed=0, cache_dir=str(tmp_path))
-    fid = report["fid"]
+    fid = report["fd"]
     for source in ("gen", "gmm"):
         assert set(fid[source]) == {"x_hat", "x1", "x2", "mix"}
         parts = samples[source]
@@ -96,7 +96,7 @@ def test_evaluate_model_split(model, digits, tmp_path):
     rec = model.reconstruct(test)["x_hat"]
     assert fid["reconstruction"] == pytest.approx(fd(ext, rec, test), rel=1e-6)
     # A kernel distance beside every Fréchet distance, on the same features.
-    kid = report["kid"]
+    kid = report["kd"]
     for source in ("gen", "gmm"):
         assert set(kid[source]) == {"x_hat", "x1", "x2", "mix"}
         expected = kernel_inception_distance(ext.features(samples[source]["x1"]),
@@ -104,8 +104,8 @@ def test_evaluate_model_split(model, digits, tmp_path):
         assert (kid[source]["x1"]["mean"], kid[source]["x1"]["sd"]) == pytest.approx(expected)
     assert kid["real"]["mean"] == pytest.approx(kernel_inception_distance(
         ext.features(train), ext.features(test), seed=0)[0])
-    assert report["protocol"]["kid"]["subset_size"] == 20
-    assert report["protocol"]["kid"]["subsets"] == 100
+    assert report["protocol"]["kd"]["subset_size"] == 20
+    assert report["protocol"]["kd"]["subsets"] == 100
     assert report["model"]["parameters"] == model.count_params()
     assert report["protocol"]["gmm"]["components"] == 3
     assert report["protocol"]["n_samples"] == 20
@@ -115,7 +115,7 @@ def test_evaluate_model_split(model, digits, tmp_path):
     again, samples2 = evaluate_model(model, test, train, extractor=ext, n_samples=20,
                                      gmm_components=3, seed=0, cache_dir=str(tmp_path))
     np.testing.assert_array_equal(samples["gmm"]["z"], samples2["gmm"]["z"])
-    assert again["fid"] == fid
+    assert again["fd"] == fid
     json.dumps(report)
 
 
@@ -194,8 +194,8 @@ def test_evaluate_model_vanilla_reports_x_hat_only(digits, tmp_path):
     vanilla = SplitVAE(SplitVAE.from_preset("digits").config.replace(split=False), seed=0)
     report, samples = evaluate_model(vanilla, test, None, extractor=small_extractor(),
                                      n_samples=10, gmm_components=2, use_cache=False)
-    assert set(report["fid"]["gen"]) == {"x_hat"} and set(report["fid"]["gmm"]) == {"x_hat"}
-    assert "real" not in report["fid"] and report["model"]["split"] is False
+    assert set(report["fd"]["gen"]) == {"x_hat"} and set(report["fd"]["gmm"]) == {"x_hat"}
+    assert "real" not in report["fd"] and report["model"]["split"] is False
 
 
 def test_evaluate_model_rejects_wrong_images(model):
@@ -230,10 +230,10 @@ def test_evaluate_command_with_custom_extractor(tmp_path, extractor_file, capsys
     assert rc == 0
     with open(os.path.join(out, "report.json")) as f:
         report = json.load(f)
-    assert set(report["fid"]["gen"]) == {"x_hat", "x1", "x2", "mix"}
-    assert set(report["fid"]["gmm"]) == {"x_hat", "x1", "x2", "mix"}
+    assert set(report["fd"]["gen"]) == {"x_hat", "x1", "x2", "mix"}
+    assert set(report["fd"]["gmm"]) == {"x_hat", "x1", "x2", "mix"}
     assert all(np.isfinite(v) and v >= 0 for s in ("gen", "gmm")
-               for v in report["fid"][s].values())
+               for v in report["fd"][s].values())
     assert report["protocol"]["dataset"] == "digits"
     assert report["protocol"]["n_reference"] == 16
     assert report["protocol"]["extractor"] == "small.keras"
@@ -256,7 +256,7 @@ def test_evaluate_command_with_custom_extractor(tmp_path, extractor_file, capsys
         rc, out2 = run_evaluate(tmp_path, "--samples", "16", "--gmm-components", "2",
                                 "--extractor", extractor_file, out="out2")
     with open(os.path.join(out2, "report.json")) as f:
-        assert json.load(f)["fid"] == report["fid"]
+        assert json.load(f)["fd"] == report["fd"]
     assert len(os.listdir(cache)) == 2
 
 
@@ -277,7 +277,7 @@ def test_evaluate_command_reads_keras_model_file(tmp_path, extractor_file, model
                                    extractor_file), name="small.keras"),
                                n_samples=12, gmm_components=2, use_cache=False)
     for k in ("x_hat", "x1", "x2", "mix"):
-        assert report["fid"]["gen"][k] == pytest.approx(direct["fid"]["gen"][k], rel=1e-5)
+        assert report["fd"]["gen"][k] == pytest.approx(direct["fd"]["gen"][k], rel=1e-5)
 
 
 @pytest.mark.parametrize("args, message", [
@@ -323,8 +323,8 @@ def test_evaluate_command_with_untrained_inception(tmp_path):
     assert report["protocol"]["preprocessing"]["resize"] == [299, 299]
     assert report["protocol"]["preprocessing"]["value_range"] == [-1.0, 1.0]
     assert report["protocol"]["extractor"] == "inception-random"
-    assert set(report["fid"]["gmm"]) == {"x_hat", "x1", "x2", "mix"}
-    assert all(np.isfinite(v) for v in report["fid"]["gen"].values())
+    assert set(report["fd"]["gmm"]) == {"x_hat", "x1", "x2", "mix"}
+    assert all(np.isfinite(v) for v in report["fd"]["gen"].values())
     assert report["metric_protocol"] == "FD in an untrained network"
     # The untrained network is the same in every run: the same numbers, and
     # the reference entries of the first run found again (no new files).
@@ -334,7 +334,7 @@ def test_evaluate_command_with_untrained_inception(tmp_path):
                                 out="out2")
     with open(os.path.join(out2, "report.json")) as f:
         again = json.load(f)
-    assert again["fid"] == report["fid"] and again["kid"] == report["kid"]
+    assert again["fd"] == report["fd"] and again["kd"] == report["kd"]
     assert len(os.listdir(tmp_path / "cache")) == 2
 
 

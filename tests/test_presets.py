@@ -267,7 +267,8 @@ def test_convert_legacy_errors(legacy_file, tmp_path, capsys):
     assert cli.main(["convert-legacy", str(bad), str(tmp_path / "y")]) == 2
     assert "not an HDF5 file" in capsys.readouterr().err
     assert cli.main(["convert-legacy", str(tmp_path / "absent.hdf5"), str(tmp_path / "y")]) == 2
-    assert "no such checkpoint" in capsys.readouterr().err
+    assert "IN.hdf5 " + str(tmp_path / "absent.hdf5") + ": no such file" in \
+        capsys.readouterr().err
 
 
 # ---------------------------------------------------------------------------

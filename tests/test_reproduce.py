@@ -274,7 +274,7 @@ def test_cifar10_extras_are_computed_once_and_say_why_when_they_cannot_be(tmp_pa
     assert "not computed" in skipped["categories"]["markdown"]
 
     extras = figures.dataset_extras(plan, layout, test, data_dir=str(data_dir))
-    fid = extras["categories"]["fid"]
+    fid = extras["categories"]["fd"]
     assert list(fid) == ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog",
                          "horse", "ship", "truck", "mix"]
     assert set(extras["categories"]["protocol"]["n_per_category"].values()) == {20}  # 10 + mirrors
@@ -286,6 +286,6 @@ def test_cifar10_extras_are_computed_once_and_say_why_when_they_cannot_be(tmp_pa
 
     monkeypatch.setattr(figures, "category_fid", recomputed)
     again = figures.dataset_extras(plan, layout, test, data_dir=str(data_dir))
-    assert again["categories"]["fid"] == pytest.approx(fid)
+    assert again["categories"]["fd"] == pytest.approx(fid)
     assert "categories" not in figures.dataset_extras(
         make_plan("celeba", runs=1), layout, test)

@@ -251,6 +251,31 @@ MUTANTS = [
       "half = (len(x1) + 1) // 2",
       ("tests/test_evaluate.py::test_mix_takes_x1_first_half_x2_second",
        "tests/test_evaluate.py")),
+    # --- the evaluation's defaults offline (the README's evaluate line) -------------
+    M("samples-default-ignores-reference", "evaluation protocol",
+      r"return min\(PAPER_SAMPLES,\s*int\(n_reference\)\)", "return PAPER_SAMPLES",
+      ("tests/test_evaluate_offline.py::"
+       "test_samples_default_is_the_papers_10000_or_the_reference_set",
+       "tests/test_evaluate_offline.py")),
+    M("samples-default-threshold-moved", "evaluation protocol",
+      r"return min\(PAPER_SAMPLES,\s*int\(n_reference\)\)",
+      "return min(PAPER_SAMPLES + 1, int(n_reference))",
+      ("tests/test_evaluate_offline.py::"
+       "test_samples_default_is_the_papers_10000_or_the_reference_set",
+       "tests/test_evaluate_offline.py")),
+    M("auto-fallback-any-grayscale", "evaluation protocol",
+      r"if shape == tuple\(FD_FMNIST_SHAPE\):", "if shape[-1] == FD_FMNIST_SHAPE[-1]:",
+      ("tests/test_evaluate_offline.py::"
+       "test_the_offline_fallback_is_chosen_by_the_image_shape",
+       "tests/test_evaluate_offline.py")),
+    M("auto-ignores-cached-weights", "evaluation protocol",
+      r"cached = cached_inception_weights\(\)", "cached = None",
+      ("tests/test_evaluate_offline.py::"
+       "test_cached_weights_give_the_papers_inception_without_network",
+       "tests/test_evaluate_offline.py")),
+    M("cli-paths-unchecked", "command line",
+      r"if args\.check_inputs is not None:", "if False:",
+      ("tests/test_cli_inputs.py",)),
     # --- the Fréchet distance ------------------------------------------------------
     M("fd-cross-term-once", "Fréchet distance",
       r"(np\.trace\(sigma2\)\s*)-\s*2\.0\s*\*\s*tr\b", r"\1- tr", ("tests/test_metrics.py",),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from ..config import PRESETS
+from .inputs import check_existing
 
 NAME = "convert-legacy"
 HELP = "convert a Keras 2 .hdf5 checkpoint of the original code to a preset directory"
@@ -26,6 +27,11 @@ def add_arguments(p) -> None:
                    help="training dataset to record in metadata.json and config.json")
     p.add_argument("--overwrite", action="store_true",
                    help="replace a preset already in OUT_DIR")
+
+
+def check_inputs(args) -> None:
+    """The checkpoint to convert exists (before any import)."""
+    check_existing("IN.hdf5", args.input, kind="file")
 
 
 def run(args) -> int:

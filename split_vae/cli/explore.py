@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import logging
 
+from .inputs import check_existing, check_model_spec
+
 logger = logging.getLogger(__name__)
 
 NAME = "explore"
@@ -108,6 +110,12 @@ def _walks(args, model) -> tuple[list, str, str]:
     walks = explore.traverse(model, args.traverse, np.linspace(low, high, args.steps),
                              base=base)
     return walks, f"traversal around {where}", "{:.3g}"
+
+
+def check_inputs(args) -> None:
+    """The files and directories the arguments name exist (before any import)."""
+    check_model_spec(args.model)
+    check_existing("--data-dir", args.data_dir)
 
 
 def run(args) -> int:

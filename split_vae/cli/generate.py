@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 
 from .arguments import add_model_argument
+from .inputs import check_existing, check_model_spec
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +45,12 @@ def add_arguments(p) -> None:
     p.add_argument("--batch-size", type=int, default=256, help="images per decoder pass")
     p.add_argument("--overwrite", action="store_true",
                    help="replace PNG files already in the part folders")
+
+
+def check_inputs(args) -> None:
+    """The files and directories the arguments name exist (before any import)."""
+    check_model_spec(args.model)
+    check_existing("--data-dir", args.data_dir)
 
 
 def run(args) -> int:

@@ -1,7 +1,9 @@
 """The parser of every command, the log handler, and `main`, the entry point.
 
-A command is a module with NAME, HELP, DESCRIPTION, `add_arguments(parser)`
-and `run(args) -> exit status`; list it in COMMANDS. This module imports the
+A command is a module with NAME, HELP, DESCRIPTION, `add_arguments(parser)`,
+`run(args) -> exit status` and, where its arguments name files that must
+exist, `check_inputs(args)` (`inputs`: run before `run`, so a wrong path is
+named before Keras is imported); list it in COMMANDS. This module imports the
 standard library and the command modules alone, so parsing and --help stay
 instant.
 """
@@ -45,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(command.NAME, help=command.HELP, description=command.DESCRIPTION,
                            formatter_class=HelpFormatter)
         command.add_arguments(p)
-        p.set_defaults(func=command.run)
+        p.set_defaults(func=command.run, check_inputs=getattr(command, "check_inputs", None))
     return parser
 
 
@@ -90,6 +92,9 @@ def main(argv=None, filter_native_stderr: bool = False) -> int:
     show_library_messages()
     with filtered_native_stderr(level) if filter_native_stderr else contextlib.nullcontext():
         try:
+            # The paths the arguments name, before the command imports anything.
+            if args.check_inputs is not None:
+                args.check_inputs(args)
             return int(args.func(args) or 0)
         except (ValueError, FileNotFoundError) as e:
             print(f"error: {e}", file=sys.stderr)

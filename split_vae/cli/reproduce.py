@@ -16,6 +16,8 @@ import os
 import subprocess
 import sys
 
+from .inputs import check_existing, check_extractor_path
+
 logger = logging.getLogger(__name__)
 
 NAME = "reproduce"
@@ -85,6 +87,12 @@ def _plan(args):
                      learning_rate=args.learning_rate, beta=args.beta, epochs=args.epochs,
                      gmm=gmm, extractor=args.extractor, history_every=args.history_every,
                      train_images=args.train_images, eval_images=args.eval_images)
+
+
+def check_inputs(args) -> None:
+    """The files and directories the arguments name exist (before any import)."""
+    check_existing("--data-dir", args.data_dir)
+    check_extractor_path(args.extractor)
 
 
 def run(args) -> int:

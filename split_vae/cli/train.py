@@ -10,6 +10,7 @@ import os
 import sys
 
 from ..config import PRECISIONS, PRESETS, SplitVAEConfig, get_preset
+from .inputs import check_existing
 
 # The default start-up bound, without importing the library (see run).
 STARTUP_TIMEOUT = 300.0
@@ -115,6 +116,11 @@ def build_config(args) -> SplitVAEConfig:
         except json.JSONDecodeError:
             changes[key] = raw
     return cfg.replace(**changes)
+
+
+def check_inputs(args) -> None:
+    """The files and directories the arguments name exist (before any import)."""
+    check_existing("--data-dir", args.data_dir)
 
 
 def run(args) -> int:

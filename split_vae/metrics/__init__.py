@@ -32,6 +32,8 @@ _EXPORTS = {
     "FID_NOTE": "feature_extractor", "STATS_FORMAT": "feature_extractor",
     "FeatureExtractor": "feature_extractor",
     "INCEPTION_WEIGHTS_FILE": "extractors", "get_extractor": "extractors",
+    "auto_extractor": "extractors", "cached_inception_weights": "extractors",
+    "offline_fallback": "extractors",
     "inception_extractor": "extractors", "random_conv_extractor": "extractors",
     "FDFMNISTExtractor": "fd_fmnist", "fd_fmnist_extractor": "fd_fmnist",
     "FIDInceptionExtractor": "fid_inception", "fid_inception_extractor": "fid_inception",

@@ -8,23 +8,43 @@ and weights, the literature's FID (`fid_inception`), "fd-fmnist" our
 Fashion-MNIST classifier (`fd_fmnist`), and any .keras model mapping images
 to vectors.
 
+"auto" (the command line's default, `auto_extractor`) is the paper's
+"inception" whenever its weights can be had (in Keras's cache, or
+downloaded when the download host answers at once), and otherwise an
+extractor that exists offline, chosen by the images' shape: "fd-fmnist"
+for 32x32x1 images, "random-conv" for any other. The choice and its
+reason are logged once and travel with the extractor (`choice`), so the
+report says which protocol produced its numbers.
+
 Imports keras, `split_vae.paths`, `feature_extractor`, `fd_fmnist` and
 `fid_inception`.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import urllib.request
 
 import keras
 import numpy as np
 
 from ..paths import keras_models_dir
-from .fd_fmnist import fd_fmnist_extractor
+from .fd_fmnist import IMAGE_SHAPE as FD_FMNIST_SHAPE, NAME as FD_FMNIST, fd_fmnist_extractor
 from .fid_inception import NAME as FID_INCEPTION, fid_inception_extractor
 from .feature_extractor import FeatureExtractor
 
+logger = logging.getLogger(__name__)
+
 INCEPTION_WEIGHTS_FILE = "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"
+# Where keras.applications.InceptionV3 downloads it from.
+INCEPTION_WEIGHTS_URL = ("https://storage.googleapis.com/tensorflow/keras-applications/"
+                         "inception_v3/" + INCEPTION_WEIGHTS_FILE)
+AUTO = "auto"
+# Seconds "auto" waits for the download host before measuring offline: a
+# machine without network answers at once (no DNS) or never (a firewall
+# dropping packets), and the second must not hang the command.
+PROBE_TIMEOUT = 3.0
 
 
 def inception_extractor(weights: str | None = "imagenet", size: int = 299,
@@ -91,18 +111,118 @@ def random_conv_extractor(batch_size: int = 500) -> FeatureExtractor:
                             batch_size=batch_size)
 
 
-def get_extractor(spec, batch_size: int = 50) -> FeatureExtractor:
-    """"inception", "inception-random", "fid-inception", "fd-fmnist", a path to
-    pytorch-fid's weights (.pth), to a .keras model or to FD-FMNIST classifier
-    weights (.weights.h5), or a model.
+def cached_inception_weights() -> str | None:
+    """The path of InceptionV3's ImageNet weights in Keras's cache, or None
+    when the file is not there (nothing is downloaded)."""
+    path = os.path.join(keras_models_dir(), INCEPTION_WEIGHTS_FILE)
+    return path if os.path.isfile(path) else None
 
-    A .keras extractor gets images resized to its own input size and mapped
-    to [-1, 1], like InceptionV3.
+
+def offline_fallback(image_shape) -> tuple[str, str]:
+    """(extractor name, why) of "auto" without the paper's weights.
+
+    32x32x1 images (MNIST and Fashion-MNIST padded as the paper pads them)
+    get "fd-fmnist", the shipped Fashion-MNIST classifier: trained features
+    of the same kind of image, and the one extractor here that reads that
+    shape only. Every other shape gets "random-conv", a small untrained
+    network that reads any size in seconds (its distances check the
+    pipeline and compare models only loosely).
     """
+    shape = tuple(int(v) for v in image_shape)
+    if shape == tuple(FD_FMNIST_SHAPE):
+        return FD_FMNIST, ("the images are 32x32x1, which the shipped Fashion-MNIST "
+                           "classifier reads")
+    return RANDOM_CONV, (f"the images are {'x'.join(map(str, shape))}, which the shipped "
+                         "Fashion-MNIST classifier (32x32x1 only) cannot read; a small "
+                         "untrained network reads any size")
+
+
+def _unreachable(url: str, timeout: float = PROBE_TIMEOUT) -> str | None:
+    """None when an HTTP HEAD request of url is answered with success within
+    timeout seconds, else the reason it was not (no DNS, refused, timed out,
+    an HTTP error). A HEAD, not a bare connection: a proxy or firewall that
+    accepts connections and never answers must count as offline."""
+    request = urllib.request.Request(url, method="HEAD")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout):
+            return None
+    except (OSError, ValueError) as e:  # URLError, HTTPError, socket.timeout are OSErrors
+        return f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+
+
+def auto_extractor(image_shape, batch_size: int = 50) -> FeatureExtractor:
+    """The paper's "inception" where its weights can be had, else `offline_fallback`.
+
+    The weights are read from Keras's cache when the file is there; when it
+    is not, they are downloaded only if the download host answers within
+    PROBE_TIMEOUT seconds, so an offline machine falls back at once. A
+    failed load or download falls back too. The choice and its reason are
+    logged once (logger "split_vae.metrics.extractors") and kept as the
+    extractor's `choice` dict: requested, extractor, paper_protocol, reason.
+    """
+    cached = cached_inception_weights()
+    where = os.path.join(keras_models_dir(), INCEPTION_WEIGHTS_FILE)
+    problem = None
+    if cached is None:
+        problem = _unreachable(INCEPTION_WEIGHTS_URL)
+        if problem is not None:
+            problem = (f"InceptionV3's ImageNet weights are not in Keras's cache ({where}) "
+                       f"and cannot be downloaded ({problem})")
+    if problem is None:
+        try:
+            ext = inception_extractor("imagenet", batch_size=batch_size)
+        except ValueError as e:
+            problem = (f"InceptionV3's ImageNet weights could not be "
+                       f"{'loaded from ' + cached if cached else 'downloaded'} "
+                       f"({e.__cause__ or e})")
+        else:
+            how = f"read from Keras's cache ({cached})" if cached else f"downloaded to {where}"
+            return _with_choice(ext, AUTO, f"InceptionV3's ImageNet weights {how}: the "
+                                "paper's FID protocol")
+    name, why = offline_fallback(image_shape)
+    ext = get_extractor(name, batch_size=batch_size)
+    reason = (f"{problem}; measuring with '{name}' instead, since {why}: its numbers "
+              f"are {ext.metric_name}, not FIDs (comparable only with numbers measured "
+              f"by the same extractor). Put {INCEPTION_WEIGHTS_FILE} in "
+              f"{keras_models_dir()} for the paper's FID")
+    return _with_choice(ext, AUTO, reason)
+
+
+def _with_choice(ext: FeatureExtractor, requested, reason: str) -> FeatureExtractor:
+    ext.choice = {"requested": str(requested), "extractor": ext.name,
+                  "paper_protocol": ext.name == "inception", "reason": reason}
+    if requested == AUTO:  # said once: a fallback as a warning, the paper's as news
+        logger.log(logging.INFO if ext.choice["paper_protocol"] else logging.WARNING,
+                   "extractor: %s (%s)", ext.name, reason)
+    return ext
+
+
+def get_extractor(spec, batch_size: int = 50, image_shape=None) -> FeatureExtractor:
+    """"auto", "inception", "inception-random", "fid-inception", "fd-fmnist", a
+    path to pytorch-fid's weights (.pth), to a .keras model or to FD-FMNIST
+    classifier weights (.weights.h5), or a model.
+
+    "auto" needs image_shape (`auto_extractor`). A .keras extractor gets
+    images resized to its own input size and mapped to [-1, 1], like
+    InceptionV3. The extractor returned has a `choice` dict (what was asked
+    for, what was chosen and why), which reports record.
+    """
+    ext = _get_extractor(spec, batch_size, image_shape)
+    if getattr(ext, "choice", None) is None:
+        _with_choice(ext, getattr(spec, "name", spec), "named by the caller")
+    return ext
+
+
+def _get_extractor(spec, batch_size, image_shape) -> FeatureExtractor:
     if isinstance(spec, FeatureExtractor):
         return spec
     if isinstance(spec, keras.Model):
         return FeatureExtractor(spec, name=spec.name, batch_size=batch_size)
+    if spec == AUTO:
+        if image_shape is None:
+            raise ValueError("the extractor 'auto' chooses by the images' shape: pass "
+                             "image_shape")
+        return auto_extractor(image_shape, batch_size=batch_size)
     if spec == "inception":
         return inception_extractor("imagenet", batch_size=batch_size)
     if spec == "inception-random":
@@ -124,7 +244,9 @@ def get_extractor(spec, batch_size: int = 50) -> FeatureExtractor:
         model = keras.saving.load_model(spec, compile=False)
         return FeatureExtractor(model, name=os.path.basename(spec), batch_size=batch_size)
     raise ValueError(
-        f"unknown extractor {spec!r}: use 'inception' (ImageNet weights, the paper's "
+        f"unknown extractor {spec!r}: use 'auto' (the paper's 'inception' where its "
+        "weights can be had, else one that exists offline), "
+        "'inception' (ImageNet weights, the paper's "
         "FID), 'fid-inception' (pytorch-fid's network and weights: the literature's "
         "FID) or the path of its .pth file, 'inception-random' (untrained, for "
         "pipelines without the weights), 'random-conv' (a small untrained network: "

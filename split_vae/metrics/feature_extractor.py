@@ -74,6 +74,9 @@ class FeatureExtractor:
     # on how to get there.
     image_shape = None
     image_hint = ""
+    # What was asked for, what was chosen and why (`extractors.get_extractor`
+    # sets it; reports record it as protocol.extractor_choice).
+    choice = None
 
     def __init__(self, model, name: str = "custom", value_range=(-1.0, 1.0),
                  interpolation: str = "bilinear", batch_size: int = 50):

@@ -33,6 +33,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .. import checks, metrics
+from ..evaluation import normalise_report
 from ..data.cifar10 import CIFAR10_CLASSES
 
 logger = logging.getLogger(__name__)
@@ -153,9 +154,11 @@ def category_fid(train_images, train_labels, test_images, extractor="inception",
         classes: the categories' names, by label.
         cache_dir, use_cache: where the test set's features are cached.
     Returns:
-        JSON-able dict: "fid" maps each category name, then "mix", to its
-        distance; "metric", "metric_protocol" and "note" say what the
-        distance is; "protocol" how it was measured.
+        JSON-able dict: "fd" maps each category name, then "mix", to its
+        Fréchet distance (an FID only where "metric" says "FID": results
+        written before this key existed hold it as "fid", which
+        `normalise_result` reads); "metric", "metric_protocol" and "note"
+        say what the distance is; "protocol" how it was measured.
     """
     t0 = time.time()
     ext = metrics.get_extractor(extractor)
@@ -174,22 +177,22 @@ def category_fid(train_images, train_labels, test_images, extractor="inception",
 
     mu, sigma = metrics.reference_statistics(test_images, ext, cache_dir, use_cache,
                                              desc="test-set features")
-    fid, sizes, mix_feats, mix_counts = {}, {}, [], {}
+    fd, sizes, mix_feats, mix_counts = {}, {}, [], {}
     for c, name in enumerate(tqdm(classes, desc="categories", unit="category",
                                   disable=not progress)):
         images = _category_set(train_images, labels, c)
         feats = ext.features(images, desc=f"{name} features", progress=progress)
-        fid[name] = metrics.frechet_distance(*metrics.feature_statistics(feats), mu, sigma)
+        fd[name] = metrics.frechet_distance(*metrics.feature_statistics(feats), mu, sigma)
         sizes[name] = len(images)
         mine, rows = _mix_rows(index, labels, c)
         mix_feats.append(feats[rows])
         mix_counts[name] = int(len(mine))
-        logger.info("%s: %s %.3f (%d images)", name, ext.metric_name, fid[name], len(images))
-    fid[MIX] = metrics.frechet_distance(
+        logger.info("%s: %s %.3f (%d images)", name, ext.metric_name, fd[name], len(images))
+    fd[MIX] = metrics.frechet_distance(
         *metrics.feature_statistics(np.concatenate(mix_feats)), mu, sigma)
-    logger.info("mix: %s %.3f (%d images)", ext.metric_name, fid[MIX], n_mix)
+    logger.info("mix: %s %.3f (%d images)", ext.metric_name, fd[MIX], n_mix)
     return {
-        "fid": fid,
+        "fd": fd,
         "metric": ext.metric_name,
         "metric_protocol": ext.protocol,
         "note": ext.note,
@@ -225,9 +228,17 @@ def _fmt(v: float) -> str:
     return f"{v:.2f}" if abs(v) >= 1 else f"{v:.3g}"
 
 
+def normalise_result(result: dict) -> dict:
+    """A copy of a categories' result with its distances under "fd" (an old
+    result's "fid" renamed; `evaluation.normalise_report`)."""
+    return normalise_report(result, {"fid": "fd"})
+
+
 def format_category_table(result: dict) -> str:
     """The paper's Table 2 as a markdown table (category | distance, the mix last),
-    headed by what the distance is and followed by its note on comparability."""
+    headed by what the distance is and followed by its note on comparability.
+    Reads old results too (`normalise_result`)."""
+    result = normalise_result(result)
     label = result.get("metric", "FD")
     proto = result["protocol"]
     lines = [f"{result.get('metric_protocol', label)}; extractor {proto['extractor']}; "
@@ -235,9 +246,9 @@ def format_category_table(result: dict) -> str:
              f"images; mix: {proto['n_mix']:,} images drawn at random (seed "
              f"{proto['seed']})", "",
              f"| category | {label} |", "|---|---:|"]
-    names = [k for k in result["fid"] if k != MIX] + [MIX]
-    lines += [f"| {name} | {_fmt(result['fid'][name])} |" for name in names
-              if name in result["fid"]]
+    names = [k for k in result["fd"] if k != MIX] + [MIX]
+    lines += [f"| {name} | {_fmt(result['fd'][name])} |" for name in names
+              if name in result["fd"]]
     lines += ["", f"note: {result['note']}"]
     return "\n".join(lines)
 

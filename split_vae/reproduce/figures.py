@@ -19,7 +19,7 @@ from ..fileio import atomic_write_json, read_json
 from ..model import SplitVAE
 from ..plotting import (plot_ablation_curves, plot_mean_images, plot_split_grid,
                         plot_split_kinds)
-from .categories import category_fid, format_category_table, mean_images
+from .categories import category_fid, format_category_table, mean_images, normalise_result
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ def dataset_extras(plan, layout, test, data_dir=None) -> dict:
 def _categories(plan, layout, test, data_dir) -> dict:
     path = layout.file("extra", "categories.json")
     if os.path.exists(path):
-        return read_json(path, "the categories' table")
+        return normalise_result(read_json(path, "the categories' table"))
     if data_dir is None or find_cifar10(data_dir) is None:
         reason = ("Table 2 (each CIFAR-10 category against the test set) needs the labels: "
                   "pass --data-dir with CIFAR-10's batches (cifar-10-batches-py or -bin)")

@@ -77,8 +77,8 @@ def evaluate_run(preset_dir: str, test_images: np.ndarray, extractor, gmm=(100,)
     report, _ = evaluate_model(model, test_images, None, extractor=ext, n_samples=n_samples,
                                seed=EVAL_SEED, cache_dir=cache_dir,
                                use_cache=cache_dir is not None)
-    fd_gmm = {str(gmm[0]): report["fid"]["gmm"]}
-    kd_gmm = {str(gmm[0]): report["kid"]["gmm"]}
+    fd_gmm = {str(gmm[0]): report["fd"]["gmm"]}
+    kd_gmm = {str(gmm[0]): report["kd"]["gmm"]}
     if len(gmm) > 1:
         ref = Reference(*metrics.reference_features(
             test_images, ext, cache_dir, cache_dir is not None, desc="reference"), EVAL_SEED)
@@ -93,12 +93,12 @@ def evaluate_run(preset_dir: str, test_images: np.ndarray, extractor, gmm=(100,)
     return {
         "split": bool(model.config.split),
         "seed": source.get("seed"),
-        "fd_gen": report["fid"]["gen"],
-        "fd_gmm": report["fid"]["gmm"],
+        "fd_gen": report["fd"]["gen"],
+        "fd_gmm": report["fd"]["gmm"],
         "fd_gmm_by_components": fd_gmm,
-        "kd_gen": report["kid"]["gen"],
+        "kd_gen": report["kd"]["gen"],
         "kd_gmm_by_components": kd_gmm,
-        "fd_reconstruction": report["fid"]["reconstruction"],
+        "fd_reconstruction": report["fd"]["reconstruction"],
         "reconstruction_mse": report["reconstruction_mse"],
         "inactive_by_variance": latent["inactive_by_variance"],
         "inactive_by_posterior_variance": latent["inactive_by_posterior_variance"],
