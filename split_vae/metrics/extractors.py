@@ -9,10 +9,10 @@ Fashion-MNIST classifier (`fd_fmnist`), and any .keras model mapping images
 to vectors.
 
 "auto" (the command line's default, `auto_extractor`) is the paper's
-"inception" whenever its weights can be had (in Keras's cache, or
-downloaded when the download host answers at once), and otherwise an
+"inception" whenever its weights are in Keras's cache, and otherwise an
 extractor that exists offline, chosen by the images' shape: "fd-fmnist"
-for 32x32x1 images, "random-conv" for any other. The choice and its
+for 32x32x1 images, "random-conv" for any other ("inception" named
+explicitly downloads the weights). The choice and its
 reason are logged once and travel with the extractor (`choice`), so the
 report says which protocol produced its numbers.
 
@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import logging
 import os
-import urllib.request
 
 import keras
 import numpy as np
@@ -37,14 +36,7 @@ from .feature_extractor import FeatureExtractor
 logger = logging.getLogger(__name__)
 
 INCEPTION_WEIGHTS_FILE = "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"
-# Where keras.applications.InceptionV3 downloads it from.
-INCEPTION_WEIGHTS_URL = ("https://storage.googleapis.com/tensorflow/keras-applications/"
-                         "inception_v3/" + INCEPTION_WEIGHTS_FILE)
 AUTO = "auto"
-# Seconds "auto" waits for the download host before measuring offline: a
-# machine without network answers at once (no DNS) or never (a firewall
-# dropping packets), and the second must not hang the command.
-PROBE_TIMEOUT = 3.0
 
 
 def inception_extractor(weights: str | None = "imagenet", size: int = 299,
@@ -137,54 +129,36 @@ def offline_fallback(image_shape) -> tuple[str, str]:
                          "untrained network reads any size")
 
 
-def _unreachable(url: str, timeout: float = PROBE_TIMEOUT) -> str | None:
-    """None when an HTTP HEAD request of url is answered with success within
-    timeout seconds, else the reason it was not (no DNS, refused, timed out,
-    an HTTP error). A HEAD, not a bare connection: a proxy or firewall that
-    accepts connections and never answers must count as offline."""
-    request = urllib.request.Request(url, method="HEAD")
-    try:
-        with urllib.request.urlopen(request, timeout=timeout):
-            return None
-    except (OSError, ValueError) as e:  # URLError, HTTPError, socket.timeout are OSErrors
-        return f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
-
-
 def auto_extractor(image_shape, batch_size: int = 50) -> FeatureExtractor:
-    """The paper's "inception" where its weights can be had, else `offline_fallback`.
+    """The paper's "inception" where its weights are cached, else `offline_fallback`.
 
-    The weights are read from Keras's cache when the file is there; when it
-    is not, they are downloaded only if the download host answers within
-    PROBE_TIMEOUT seconds, so an offline machine falls back at once. A
-    failed load or download falls back too. The choice and its reason are
-    logged once (logger "split_vae.metrics.extractors") and kept as the
-    extractor's `choice` dict: requested, extractor, paper_protocol, reason.
+    Nothing is downloaded: "auto" is the default of a command that must
+    finish offline, and a download that a firewall swallows would hang it
+    (`--extractor inception` downloads the weights once). A cached file that
+    fails to load falls back too. The choice and its reason are logged once
+    (logger "split_vae.metrics.extractors") and kept as the extractor's
+    `choice` dict: requested, extractor, paper_protocol, reason.
     """
     cached = cached_inception_weights()
     where = os.path.join(keras_models_dir(), INCEPTION_WEIGHTS_FILE)
-    problem = None
     if cached is None:
-        problem = _unreachable(INCEPTION_WEIGHTS_URL)
-        if problem is not None:
-            problem = (f"InceptionV3's ImageNet weights are not in Keras's cache ({where}) "
-                       f"and cannot be downloaded ({problem})")
-    if problem is None:
+        problem = f"InceptionV3's ImageNet weights are not in Keras's cache ({where})"
+    else:
         try:
             ext = inception_extractor("imagenet", batch_size=batch_size)
         except ValueError as e:
-            problem = (f"InceptionV3's ImageNet weights could not be "
-                       f"{'loaded from ' + cached if cached else 'downloaded'} "
+            problem = (f"InceptionV3's ImageNet weights could not be loaded from {cached} "
                        f"({e.__cause__ or e})")
         else:
-            how = f"read from Keras's cache ({cached})" if cached else f"downloaded to {where}"
-            return _with_choice(ext, AUTO, f"InceptionV3's ImageNet weights {how}: the "
-                                "paper's FID protocol")
+            return _with_choice(ext, AUTO, f"InceptionV3's ImageNet weights read from "
+                                f"Keras's cache ({cached}): the paper's FID protocol")
     name, why = offline_fallback(image_shape)
     ext = get_extractor(name, batch_size=batch_size)
     reason = (f"{problem}; measuring with '{name}' instead, since {why}: its numbers "
               f"are {ext.metric_name}, not FIDs (comparable only with numbers measured "
-              f"by the same extractor). Put {INCEPTION_WEIGHTS_FILE} in "
-              f"{keras_models_dir()} for the paper's FID")
+              f"by the same extractor). For the paper's FID, run once with "
+              f"--extractor inception (it downloads {INCEPTION_WEIGHTS_FILE} into "
+              f"{keras_models_dir()}) or put the file there")
     return _with_choice(ext, AUTO, reason)
 
 
@@ -245,7 +219,7 @@ def _get_extractor(spec, batch_size, image_shape) -> FeatureExtractor:
         return FeatureExtractor(model, name=os.path.basename(spec), batch_size=batch_size)
     raise ValueError(
         f"unknown extractor {spec!r}: use 'auto' (the paper's 'inception' where its "
-        "weights can be had, else one that exists offline), "
+        "weights are cached, else one that exists offline), "
         "'inception' (ImageNet weights, the paper's "
         "FID), 'fid-inception' (pytorch-fid's network and weights: the literature's "
         "FID) or the path of its .pth file, 'inception-random' (untrained, for "
