@@ -67,6 +67,30 @@ def _as_maps(a, name: str) -> np.ndarray:
     return s
 
 
+def _action_weight(x1, x2, maps_shape) -> np.ndarray:
+    """|x1 - x2| per pixel, shaped like sigma's maps (N, H, W).
+
+    x1 and x2 are images (N, H, W, C), one image (H, W, C), or maps shaped
+    like sigma's. Over C channels the weight is the length of the vector
+    d x_hat / d sigma = x1 - x2 (one sigma acts on every channel), which is
+    |x1 - x2| itself for one channel.
+    """
+    a, b = np.asarray(x1, dtype=np.float64), np.asarray(x2, dtype=np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"x1 and x2 must have the same shape; received {a.shape} and "
+                         f"{b.shape}")
+    if not (np.isfinite(a).all() and np.isfinite(b).all()):
+        raise ValueError("x1 or x2 contains NaN or inf")
+    n, h, w = maps_shape
+    if a.shape in ((n, h, w), (h, w)):                      # maps, as sigma's
+        return np.abs(a - b).reshape(maps_shape)
+    if a.ndim == 4 and a.shape[:3] == (n, h, w) or a.ndim == 3 and n == 1 \
+            and a.shape[:2] == (h, w):                      # images with channels
+        return np.sqrt(np.sum((a - b) ** 2, axis=-1)).reshape(maps_shape)
+    raise ValueError(f"x1 and x2 must be the images of sigma's {n} map(s) of {h}x{w} "
+                     f"(any number of channels); received shape {a.shape}")
+
+
 def sigma_high_frequency_fraction(sigma, cutoff: float = SPLIT_KIND_CUTOFF,
                                   x1=None, x2=None):
     """(fraction, variance): the share of sigma's spatial energy above `cutoff`.
@@ -93,11 +117,7 @@ def sigma_high_frequency_fraction(sigma, cutoff: float = SPLIT_KIND_CUTOFF,
     if x1 is None:
         w = np.ones_like(s)
     else:
-        a, b = _as_maps(x1, "x1"), _as_maps(x2, "x2")
-        if a.shape != s.shape or b.shape != s.shape:
-            raise ValueError(f"x1 and x2 must have sigma's shape {s.shape}; "
-                             f"received {a.shape} and {b.shape}")
-        w = np.abs(a - b)
+        w = _action_weight(x1, x2, s.shape)
     w2 = w * w
     norm = w2.sum(axis=(1, 2), keepdims=True)
     c = (w2 * s).sum(axis=(1, 2), keepdims=True) / np.where(norm > 0, norm, 1.0)

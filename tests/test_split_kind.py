@@ -217,6 +217,43 @@ def test_sigma_where_x1_equals_x2_does_not_count():
     assert split_kind(sigma, x1=x1, x2=x1)["kind"] == "none"
 
 
+def test_colour_parts_weigh_sigma_by_the_length_of_x1_minus_x2():
+    # One sigma acts on all C channels: d x_hat / d sigma is the vector x1 - x2, whose
+    # length weighs sigma. Here x1 - x2 is (3, 4, 0) on the box (length 5) and 0 outside:
+    # the same verdict and numbers as one channel with |x1 - x2| = 5 on the box, and
+    # (the fraction being scale-free) as |x1 - x2| = 1 there.
+    _, _, sign = grid(16)
+    box = rectangle(16)
+    sigma = np.where(box, 0.5 + 0.25 * sign, 0.9)[None, ..., None]
+    x1 = np.zeros((1, 16, 16, 3))
+    x2 = np.stack([-3.0 * box, -4.0 * box, 0.0 * box], axis=-1)[None]
+    colour = split_kind(sigma, x1=x1, x2=x2)
+    grey = split_kind(sigma, x1=np.zeros((1, 16, 16, 1)), x2=-5.0 * box[None, ..., None])
+    unit = split_kind(sigma, x1=np.zeros((16, 16)), x2=1.0 * box)
+    assert colour["kind"] == grey["kind"] == unit["kind"] == "syntactic"
+    assert colour["high_frequency_fraction"] == pytest.approx(grey["high_frequency_fraction"],
+                                                              rel=1e-12)
+    assert colour["high_frequency_fraction"] == pytest.approx(unit["high_frequency_fraction"],
+                                                              rel=1e-12)
+    # one image (H, W, C) with one map, as from a single decode
+    one = split_kind(sigma[0, ..., 0], x1=x1[0], x2=x2[0])
+    assert one["high_frequency_fraction"] == pytest.approx(colour["high_frequency_fraction"])
+    with pytest.raises(ValueError, match="x1 or x2 contains NaN"):
+        split_kind(sigma, x1=x1, x2=np.full_like(x2, np.nan))
+
+
+def test_an_rgb_model_reports_its_split_kind():
+    # evaluate_model measures the kind on a colour model's reconstructions.
+    from helpers import small_extractor, tiny_images, tiny_model
+    from split_vae.evaluation import evaluate_model
+
+    model = tiny_model(image_shape=(16, 16, 3), compile=False)
+    images = tiny_images(8, (16, 16, 3))
+    report, _ = evaluate_model(model, images, extractor=small_extractor(side=16),
+                               n_samples=4, gmm_components=1, use_cache=False)
+    assert report["split_kind"]["kind"] in ("syntactic", "semantic", "none")
+
+
 def test_x1_and_x2_come_together_with_sigmas_shape():
     sigma = np.zeros((2, 16, 16, 1))
     with pytest.raises(ValueError, match="both"):
