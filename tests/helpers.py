@@ -6,6 +6,7 @@ one fit step), and the condition of the tests that read the real Fashion-MNIST
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -44,6 +45,62 @@ def tiny_model(config=None, seed=0, compile=True, **changes) -> SplitVAE:
     if compile:
         model.compile()
     return model
+
+
+def _unnumbered(path: str) -> str:
+    return re.sub(r"_\d+(?=/|$)", "", path)
+
+
+class ModelPool:
+    """Compiled tiny models whose training step Keras traces once per session.
+
+    Tracing the training step of a new model takes seconds (most of a
+    short test's time); `take(seed, **changes)` hands out a model that
+    computes exactly what `tiny_model(seed=seed, **changes)` gives. Every
+    variable (weights, BatchNorm statistics, gamma, the running MSE, the
+    sampling noise's seed state) is copied from a model just built with that
+    seed (building traces nothing), the optimizer's state is set back to the
+    state it had when first built, and the global random state is left
+    where building that model leaves it. test_harness.py checks that a
+    reused model trains bit for bit as a new one. `release()` takes back
+    every model handed out (a fixture calls it after each test); one whose
+    optimizer a test replaced (compile again) is dropped, not reused.
+    """
+
+    def __init__(self):
+        self._free, self._out = {}, []
+
+    def take(self, seed=0, **changes) -> SplitVAE:
+        config = tiny_config(**changes)
+        keras.utils.set_random_seed(seed)
+        new = SplitVAE(config, seed=seed)
+        free = self._free.get(config)
+        if not free:
+            new.compile()
+            new.optimizer.build(new.trainable_variables)   # what fit would do first
+            entry = (config, new, new.optimizer,
+                     [ops.convert_to_numpy(v) for v in new.optimizer.variables])
+        else:
+            entry = free.pop()
+            model = entry[1]
+            for target, source in zip(model.variables, new.variables, strict=True):
+                # the same variable (auto-numbered names such as seed_generator_1 aside)
+                assert _unnumbered(target.path) == _unnumbered(source.path) and \
+                    target.shape == source.shape, (target.path, source.path)
+                target.assign(source)
+            for var, value in zip(model.optimizer.variables, entry[3], strict=True):
+                var.assign(value)
+            model.stop_training = False
+            model.reset_metrics()
+        self._out.append(entry)
+        return entry[1]
+
+    def release(self) -> None:
+        for entry in self._out:
+            config, model, optimizer, _ = entry
+            if model.optimizer is optimizer and model.config == config:
+                self._free.setdefault(config, []).append(entry)
+        self._out = []
 
 
 def tiny_images(n=64, shape=(16, 16, 1), seed=0) -> np.ndarray:

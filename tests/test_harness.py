@@ -1,6 +1,7 @@
 """The test harness's own promises: the `fashion_mnist` marker skips where the
 data is absent, and fails there when CI requires the data."""
 
+import numpy as np
 import pytest
 
 import conftest
@@ -43,3 +44,47 @@ def test_the_marker_applies_the_condition(tmp_path, monkeypatch):
     monkeypatch.setenv(helpers.REQUIRE_FASHION_MNIST, "1")
     with pytest.raises(pytest.fail.Exception):
         conftest.pytest_runtest_setup(_Item(marked=True))
+
+
+def _train(model, images):
+    """One epoch with the balance; everything it changes, as numpy."""
+    from split_vae import GammaBalance
+
+    history = model.fit(images, epochs=2, batch_size=16, verbose=0,
+                        callbacks=[GammaBalance()]).history
+    return history, [np.asarray(v) for v in model.variables], \
+        [np.asarray(v) for v in model.optimizer.variables]
+
+
+def test_a_pooled_model_trains_bit_for_bit_as_a_new_one():
+    # The pool (helpers.ModelPool) saves the tracing of a new model's training
+    # step; it must not change what a test sees. A model used, dirtied and handed
+    # out again trains exactly as tiny_model() of the same seed, twice over.
+    images = helpers.tiny_images(48)
+    pool = helpers.ModelPool()
+    first = pool.take(seed=3)
+    _train(first, images)
+    first.gamma.assign(0.125)                      # dirty it more
+    first.stop_training = True
+    pool.release()
+    for _ in range(2):
+        again = pool.take(seed=3)
+        assert again is first                      # reused, so the check means something
+        got = _train(again, images)
+        want = _train(helpers.tiny_model(seed=3), images)
+        assert got[0] == want[0]
+        for a, b in zip(got[1] + got[2], want[1] + want[2], strict=True):
+            np.testing.assert_array_equal(a, b)
+        pool.release()
+    # Another seed: the same traced model, with that seed's weights; another
+    # configuration: another model; a re-compiled one is not reused.
+    other_seed = pool.take(seed=4)
+    assert other_seed is first
+    for a, b in zip(other_seed.variables, helpers.tiny_model(seed=4).variables, strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert pool.take(seed=3, beta=2.0) is not first
+    pool.release()
+    taken = pool.take(seed=3)
+    taken.compile()
+    pool.release()
+    assert pool.take(seed=3) is not taken
