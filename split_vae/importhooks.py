@@ -15,12 +15,16 @@ user, in any order:
   When Keras is imported (or at once, if it already was), `split_vae.model`
   is imported too, so that `import split_vae, keras;
   keras.saving.load_model(path)` works as it did when the package loaded its
-  model eagerly.
+  model eagerly. When one of our own modules is what imports Keras, the model
+  is imported once that module (and any of ours importing it) has finished:
+  the model imports them, and would otherwise meet them half-initialised.
 
 Both ride on one finder at the front of `sys.meta_path`, which answers for
-the watched top-level names only (a dict look-up for every other import) and
-wraps their loader: `before` runs around the module's execution, `after`
-once it has executed. Each hook runs once, for the first import.
+the watched names only (a dict look-up and a prefix test for every other
+import) and wraps their loader: `around` runs around the module's execution,
+`after` once it has executed. Each hook of a top-level name runs once, for
+the first import; the one of our submodules does something only while Keras
+waits.
 
 Imports the standard library and `quiet` alone.
 """
@@ -39,6 +43,8 @@ from . import quiet
 class _Loader(importlib.abc.Loader):
     """A module's own loader, with a context around its execution and a call after."""
 
+    executing = []   # the modules whose `after` is running, innermost last
+
     def __init__(self, loader, around, after):
         self._loader, self._around, self._after = loader, around, after
 
@@ -52,20 +58,32 @@ class _Loader(importlib.abc.Loader):
             module.__spec__.loader = self._loader
         with self._around():
             self._loader.exec_module(module)
-        self._after()
+        _Loader.executing.append(module)
+        try:
+            self._after()
+        finally:
+            _Loader.executing.pop()
 
     def __getattr__(self, name):   # get_resource_reader, is_package, ...
         return getattr(self._loader, name)
 
 
 class _Finder(importlib.abc.MetaPathFinder):
-    """Wraps the loader of the watched top-level modules (see the module's docstring)."""
+    """Wraps the loader of the watched modules (see the module's docstring):
+    `around` and `after` hold one-shot hooks of top-level names; every
+    submodule of `package` gets `package_after` once it has executed."""
 
-    def __init__(self):
+    def __init__(self, package: str = "split_vae"):
         self.around, self.after = {}, {}
+        self.prefix, self.package_after = package + ".", None
 
     def find_spec(self, fullname, path=None, target=None):
-        if fullname not in self.around and fullname not in self.after:
+        if fullname in self.around or fullname in self.after:
+            around = self.around.pop(fullname, contextlib.nullcontext)
+            after = self.after.pop(fullname, lambda: None)
+        elif self.package_after is not None and fullname.startswith(self.prefix):
+            around, after = contextlib.nullcontext, self.package_after
+        else:
             return None
         sys.meta_path.remove(self)     # the spec every other finder gives
         try:
@@ -74,8 +92,6 @@ class _Finder(importlib.abc.MetaPathFinder):
             sys.meta_path.insert(0, self)
         if spec is None or spec.loader is None:
             return spec
-        around = self.around.pop(fullname, contextlib.nullcontext)
-        after = self.after.pop(fullname, lambda: None)
         spec.loader = _Loader(spec.loader, around, after)
         return spec
 
@@ -86,6 +102,39 @@ _FINDER = _Finder()
 def _quiet_tensorflow():
     """The context of TensorFlow's first import: its start-up lines filtered."""
     return quiet.filtered_native_stderr(quiet.set_log_level())
+
+
+_PENDING = []   # Keras came while a module of ours was being imported
+
+
+def _importing_ours(finished=None) -> bool:
+    """Whether a module of split_vae is still being executed (`finished`, the
+    one whose execution just ended, aside)."""
+    return any(getattr(getattr(m, "__spec__", None), "_initializing", False)
+               for name, m in list(sys.modules.items())
+               if m is not finished and (name == "split_vae" or name.startswith("split_vae.")))
+
+
+def _keras_imported() -> None:
+    """Keras has been imported: register our classes, now, or, when one of our
+    modules imported Keras and is not done yet, once none is (importing the
+    model in the middle of another module's import would meet that module
+    half-initialised)."""
+    if _importing_ours():
+        _PENDING.append(True)
+    else:
+        _register_model()
+
+
+def _after_our_module() -> None:
+    """After each of our modules executes: register, if Keras is waiting for it."""
+    if _PENDING and not _importing_ours(finished=_current_module()):
+        _PENDING.clear()
+        _register_model()
+
+
+def _current_module():
+    return _Loader.executing[-1] if _Loader.executing else None
 
 
 def _register_model() -> None:
@@ -104,7 +153,8 @@ def install() -> None:
         if "tensorflow" not in sys.modules:
             _FINDER.around["tensorflow"] = _quiet_tensorflow
         if "keras" not in sys.modules:
-            _FINDER.after["keras"] = _register_model
+            _FINDER.after["keras"] = _keras_imported
+            _FINDER.package_after = _after_our_module
         if _FINDER.around or _FINDER.after:
             sys.meta_path.insert(0, _FINDER)
     if sys.modules.get("keras") is not None and "split_vae.model" not in sys.modules:

@@ -48,6 +48,21 @@ def test_tensorflow_imported_later_is_quiet_unless_the_level_says_otherwise():
     assert NATIVE_LINE.search(loud.stderr), loud.stderr
 
 
+@pytest.mark.parametrize("first", ["split_vae.distribute", "split_vae.cli.train"])
+def test_keras_imported_by_one_of_our_modules_registers_once_that_module_is_done(first):
+    # split_vae.distribute imports Keras at its top, and the model imports
+    # distribute: registering in the middle of distribute's import would meet
+    # it half-initialised (it did, as a warning, under `train`). -W error turns
+    # any warning into a failure; the command's own path imports distribute
+    # inside a function.
+    code = (f"import importlib, sys, split_vae; importlib.import_module({first!r});"
+            " import split_vae.distribute, keras;"
+            " print(keras.saving.get_registered_object('split_vae>SplitVAE').__name__)")
+    proc = run_python(["-W", "error", "-c", code], check=True, timeout=300)
+    assert proc.stdout.strip() == "SplitVAE"
+    assert "could not register" not in proc.stderr, proc.stderr
+
+
 @pytest.mark.parametrize("backend", ["jax", "torch"])
 def test_other_backends_never_import_tensorflow(backend):
     code = textwrap.dedent("""
