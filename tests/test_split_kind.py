@@ -219,22 +219,24 @@ def test_sigma_where_x1_equals_x2_does_not_count():
 
 def test_colour_parts_weigh_sigma_by_the_length_of_x1_minus_x2():
     # One sigma acts on all C channels: d x_hat / d sigma is the vector x1 - x2, whose
-    # length weighs sigma. Here x1 - x2 is (3, 4, 0) on the box (length 5) and 0 outside:
-    # the same verdict and numbers as one channel with |x1 - x2| = 5 on the box, and
-    # (the fraction being scale-free) as |x1 - x2| = 1 there.
-    _, _, sign = grid(16)
+    # length weighs sigma. Here x1 - x2 is (3, 4, 0) on the box's left half and (0, 0, 5)
+    # on its right (length 5 on both; summed, 7 and 5) and 0 outside: the same numbers as
+    # one channel with |x1 - x2| = 5 on the whole box, and (the fraction and the
+    # variance being scale-free) as |x1 - x2| = 1 there.
+    _, j, sign = grid(16)
     box = rectangle(16)
-    sigma = np.where(box, 0.5 + 0.25 * sign, 0.9)[None, ..., None]
+    sigma = np.where(box, 0.5 + 0.25 * sign + 0.2 * (j < 8), 0.9)[None, ..., None]
     x1 = np.zeros((1, 16, 16, 3))
-    x2 = np.stack([-3.0 * box, -4.0 * box, 0.0 * box], axis=-1)[None]
+    left = box & (j < 8)
+    right = box & (j >= 8)
+    x2 = np.stack([-3.0 * left, -4.0 * left, -5.0 * right], axis=-1)[None]
     colour = split_kind(sigma, x1=x1, x2=x2)
     grey = split_kind(sigma, x1=np.zeros((1, 16, 16, 1)), x2=-5.0 * box[None, ..., None])
     unit = split_kind(sigma, x1=np.zeros((16, 16)), x2=1.0 * box)
-    assert colour["kind"] == grey["kind"] == unit["kind"] == "syntactic"
-    assert colour["high_frequency_fraction"] == pytest.approx(grey["high_frequency_fraction"],
-                                                              rel=1e-12)
-    assert colour["high_frequency_fraction"] == pytest.approx(unit["high_frequency_fraction"],
-                                                              rel=1e-12)
+    for key in ("high_frequency_fraction", "sigma_variance"):
+        assert colour[key] == pytest.approx(grey[key], rel=1e-12), key
+        assert colour[key] == pytest.approx(unit[key], rel=1e-12), key
+    assert colour["kind"] == grey["kind"]
     # one image (H, W, C) with one map, as from a single decode
     one = split_kind(sigma[0, ..., 0], x1=x1[0], x2=x2[0])
     assert one["high_frequency_fraction"] == pytest.approx(colour["high_frequency_fraction"])
