@@ -63,7 +63,8 @@ class ModelPool:
     state it had when first built, and the global random state is left
     where building that model leaves it. test_harness.py checks that a
     reused model trains bit for bit as a new one. `release()` takes back
-    every model handed out (a fixture calls it after each test); one whose
+    every model handed out (a fixture calls it after each test), so a fixture
+    that outlives a test builds its model with tiny_model instead; one whose
     optimizer a test replaced (compile again) is dropped, not reused.
     """
 
@@ -101,6 +102,15 @@ class ModelPool:
             if model.optimizer is optimizer and model.config == config:
                 self._free.setdefault(config, []).append(entry)
         self._out = []
+
+
+# The session's pool (conftest.py gives every model back after each test).
+POOL = ModelPool()
+
+
+def pooled_model(seed=0, **changes) -> SplitVAE:
+    """What tiny_model(seed=seed, **changes) gives, traced once per session (`POOL`)."""
+    return POOL.take(seed, **changes)
 
 
 def tiny_images(n=64, shape=(16, 16, 1), seed=0) -> np.ndarray:

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from keras import ops
 
-from helpers import assert_keras_round_trip, run_cli, tiny_config, tiny_images, tiny_model
+from helpers import (assert_keras_round_trip, pooled_model, run_cli, tiny_config, tiny_images,
+                     tiny_model)
 from split_vae import GammaBalance, SplitVAE, SplitVAEConfig, precision
 
 MIXED = ("mixed_bfloat16", "mixed_float16")
@@ -25,13 +26,15 @@ def fp16_capable(monkeypatch):
 
 
 def model(prec, seed=0, **changes):
-    return tiny_model(seed=seed, precision=prec, **changes)
+    """A compiled tiny model of that precision, as new (helpers.POOL: traced once)."""
+    return pooled_model(seed=seed, precision=prec, **changes)
 
 
 @pytest.fixture(scope="module")
 def trained():
-    """A float32 model after 3 epochs with the balance, and a batch it did not see."""
-    ref = model("float32")
+    """A float32 model after 3 epochs with the balance, and a batch it did not see
+    (not from the pool: the pool takes its models back after each test)."""
+    ref = tiny_model(precision="float32")
     ref.fit(tiny_images(256), epochs=3, batch_size=32, verbose=0, callbacks=[GammaBalance()])
     return ref, tiny_images(32, seed=4)
 

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from helpers import ModelPool, tiny_config, tiny_images
+from helpers import pooled_model, tiny_config, tiny_images
 from split_vae import AtomicCheckpoint, GammaBalance, SplitVAE, StopOnNonFinite
 from split_vae.fileio import atomic_write
 from split_vae.checkpoint import (DamagedCheckpointError, check_resumable, config_differences,
@@ -25,18 +25,9 @@ class RecordBatches(keras.callbacks.Callback):
         self.loss.append(float(logs["loss"]))
 
 
-POOL = ModelPool()
-
-
-@pytest.fixture(autouse=True)
-def _models_back_to_the_pool():
-    yield
-    POOL.release()
-
-
 def fresh(seed=0, **changes):
-    """A compiled tiny model of that seed, as new (helpers.ModelPool: traced once)."""
-    return POOL.take(seed, **changes)
+    """A compiled tiny model of that seed, as new (helpers.POOL: traced once)."""
+    return pooled_model(seed, **changes)
 
 
 def test_gamma_follows_the_balance_rule_batch_by_batch():
