@@ -31,7 +31,7 @@ DESCRIPTION = ("Evaluate a model as the paper's tables do: FID of samples from "
                "clean-fid or TTUR; --extractor fid-inception gives the "
                "literature's (pytorch-fid's protocol). The default, auto, is "
                "the paper's protocol where InceptionV3's ImageNet weights are "
-               "cached or can be downloaded, and otherwise says so and measures "
+               "in Keras's cache (never downloading them), and otherwise says so and measures "
                "offline (fd-fmnist on 32x32x1 images, random-conv on others): "
                "not FIDs, and the report says which.")
 
@@ -49,9 +49,9 @@ def add_arguments(p) -> None:
                    help="mixture components (default: the model's config)")
     p.add_argument("--extractor", default="auto",
                    help="'auto' (default: 'inception' when its weights are in Keras's "
-                        "cache or can be downloaded, else, said on stderr, 'fd-fmnist' "
+                        "cache (it never downloads), else, said on stderr, 'fd-fmnist' "
                         "for 32x32x1 images and 'random-conv' for others), "
-                        "'inception' (ImageNet weights: the paper's FID; fails offline), "
+                        "'inception' (ImageNet weights, downloaded once: the paper's FID; fails offline), "
                         "'fid-inception' (pytorch-fid's network and weights, cached or "
                         "downloaded: the literature's FID) or the path of its .pth file, "
                         "'inception-random' (untrained InceptionV3: not an FID), "
