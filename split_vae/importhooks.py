@@ -41,9 +41,8 @@ from . import quiet
 
 
 class _Loader(importlib.abc.Loader):
-    """A module's own loader, with a context around its execution and a call after."""
-
-    executing = []   # the modules whose `after` is running, innermost last
+    """A module's own loader, with a context around its execution and a call
+    after it (`after(module)`)."""
 
     def __init__(self, loader, around, after):
         self._loader, self._around, self._after = loader, around, after
@@ -58,11 +57,7 @@ class _Loader(importlib.abc.Loader):
             module.__spec__.loader = self._loader
         with self._around():
             self._loader.exec_module(module)
-        _Loader.executing.append(module)
-        try:
-            self._after()
-        finally:
-            _Loader.executing.pop()
+        self._after(module)
 
     def __getattr__(self, name):   # get_resource_reader, is_package, ...
         return getattr(self._loader, name)
@@ -80,7 +75,7 @@ class _Finder(importlib.abc.MetaPathFinder):
     def find_spec(self, fullname, path=None, target=None):
         if fullname in self.around or fullname in self.after:
             around = self.around.pop(fullname, contextlib.nullcontext)
-            after = self.after.pop(fullname, lambda: None)
+            after = self.after.pop(fullname, lambda module: None)
         elif self.package_after is not None and fullname.startswith(self.prefix):
             around, after = contextlib.nullcontext, self.package_after
         else:
@@ -115,7 +110,7 @@ def _importing_ours(finished=None) -> bool:
                if m is not finished and (name == "split_vae" or name.startswith("split_vae.")))
 
 
-def _keras_imported() -> None:
+def _keras_imported(keras_module) -> None:
     """Keras has been imported: register our classes, now, or, when one of our
     modules imported Keras and is not done yet, once none is (importing the
     model in the middle of another module's import would meet that module
@@ -126,15 +121,11 @@ def _keras_imported() -> None:
         _register_model()
 
 
-def _after_our_module() -> None:
+def _after_our_module(module) -> None:
     """After each of our modules executes: register, if Keras is waiting for it."""
-    if _PENDING and not _importing_ours(finished=_current_module()):
+    if _PENDING and not _importing_ours(finished=module):
         _PENDING.clear()
         _register_model()
-
-
-def _current_module():
-    return _Loader.executing[-1] if _Loader.executing else None
 
 
 def _register_model() -> None:

@@ -100,7 +100,7 @@ def noisy_module(tmp_path, monkeypatch):
 def test_the_first_import_runs_inside_the_filter_and_then_calls_after(noisy_module, capfd):
     calls = []
     noisy_module.around["svae_noisy"] = lambda: quiet.filtered_native_stderr(1)
-    noisy_module.after["svae_noisy"] = lambda: calls.append(sys.modules["svae_noisy"].__name__)
+    noisy_module.after["svae_noisy"] = lambda module: calls.append(module.__name__)
     module = importlib.import_module("svae_noisy")
     err = capfd.readouterr().err
     assert "a line of its own" in err and "start-up noise" not in err
@@ -116,7 +116,7 @@ def test_the_first_import_runs_inside_the_filter_and_then_calls_after(noisy_modu
 
 
 def test_without_a_hook_the_module_imports_as_usual(noisy_module, capfd):
-    noisy_module.after["some_other_module"] = lambda: None
+    noisy_module.after["some_other_module"] = lambda module: None
     importlib.import_module("svae_noisy")
     assert "start-up noise" in capfd.readouterr().err
     assert noisy_module.after == {"some_other_module": noisy_module.after["some_other_module"]}
