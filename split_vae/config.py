@@ -27,7 +27,8 @@ PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 # (beta, learning rate, epochs, ...) are training choices a weights file does
 # not record.
 ARCHITECTURE_FIELDS = ("image_shape", "latent_dim", "base_dim", "emb_dim", "kernel_size",
-                       "num_scale", "block_per_scale", "depth_per_block", "split")
+                       "num_scale", "block_per_scale", "depth_per_block", "split",
+                       "components", "specialized")
 
 
 def check_precision_name(name) -> str:
@@ -70,6 +71,20 @@ class SplitVAEConfig:
         split: True for the Split VAE (last layer 2C+1 channels: sigma, x1,
             x2); False for the paper's "vanilla" ablation (last layer C
             channels, no composition).
+        components: K, the number of images the decoder composes (split
+            models only). 2 is the paper's model (sigma, x1, x2). K > 2 is the
+            paper's closing research direction (Section VII): the last layer
+            has K*C + K channels, K images x1..xK and K logits, composed as
+            x_hat = sum_k softmax(logits)_k * x_k (docs/components.md).
+        specialized: False (the paper): the K images share every decoder
+            layer but the last. True: each component has its own last scale
+            block and output convolution (a "specialised subnet" per part,
+            Section VII); the cost in parameters is in docs/components.md.
+        map_entropy: weight of a prior on the maps, added to the loss as
+            map_entropy * (sum over pixels of the entropy of the K maps), per
+            sample. 0 is the paper's loss. Positive values push each pixel
+            towards one component (hard, exclusive maps); negative values
+            towards an even blend.
         beta: weight of the KL term. The effective weight during training is
             `beta * gamma` (see `GammaBalance`).
         learning_rate: Adam's step. The paper's text says 1e-3, the authors'
@@ -96,6 +111,9 @@ class SplitVAEConfig:
     depth_per_block: int = 2
     bn_momentum: float = 0.999
     split: bool = True
+    components: int = 2
+    specialized: bool = False
+    map_entropy: float = 0.0
     beta: float = 3.0
     learning_rate: float = 1e-4
     batch_size: int = 100
@@ -113,6 +131,7 @@ class SplitVAEConfig:
         object.__setattr__(self, "image_shape", shape)
         self.validate()
         object.__setattr__(self, "split", bool(self.split))
+        object.__setattr__(self, "specialized", bool(self.specialized))
 
     # --- checks -------------------------------------------------------
     def validate(self) -> None:
@@ -150,6 +169,20 @@ class SplitVAEConfig:
                 raise ValueError(f"{name} must be a number, received {value!r}")
         if not isinstance(self.split, (bool, np.bool_)):
             raise ValueError(f"split must be True or False, received {self.split!r}")
+        checks.integer(self.components, "components", minimum=2)
+        if not isinstance(self.specialized, (bool, np.bool_)):
+            raise ValueError(f"specialized must be True or False, received "
+                             f"{self.specialized!r}")
+        if isinstance(self.map_entropy, bool) or not isinstance(self.map_entropy, numbers.Real) \
+                or not math.isfinite(self.map_entropy):
+            raise ValueError(f"map_entropy must be a finite number, received "
+                             f"{self.map_entropy!r}")
+        if not self.split and (self.components != 2 or self.specialized or self.map_entropy):
+            raise ValueError(
+                "components, specialized and map_entropy describe the parts of a split "
+                f"model; a vanilla model (split=False) has none (received components="
+                f"{self.components}, specialized={self.specialized}, map_entropy="
+                f"{self.map_entropy}); use config.with_split(False)")
         if self.dataset is not None and not isinstance(self.dataset, str):
             raise ValueError(f"dataset must be a name or None, received {self.dataset!r}")
         if not 0.0 <= self.bn_momentum < 1.0:
@@ -169,8 +202,33 @@ class SplitVAEConfig:
 
     @property
     def output_channels(self) -> int:
-        """Channels of the decoder's last layer: 2C+1 split, C vanilla."""
-        return 2 * self.channels + 1 if self.split else self.channels
+        """Channels of the decoder's output: 2C+1 for the paper's split model
+        (sigma, x1, x2), C vanilla, K + K*C for K components or a specialised
+        decoder (the K maps, then the K images)."""
+        if not self.split:
+            return self.channels
+        if self.paper_layout:
+            return 2 * self.channels + 1
+        return self.components * (self.channels + 1)
+
+    @property
+    def paper_layout(self) -> bool:
+        """True for the paper's decoder: split, 2 components sharing every
+        layer but the last, whose 2C+1 sigmoid channels are sigma, x1, x2."""
+        return self.split and self.components == 2 and not self.specialized
+
+    @property
+    def parts(self) -> int:
+        """The number of images composed: K for a split model, 0 vanilla."""
+        return self.components if self.split else 0
+
+    def with_split(self, split: bool) -> "SplitVAEConfig":
+        """This configuration as a split model, or as its vanilla ablation
+        (the same network with a last layer of C channels: components,
+        specialized and map_entropy back to the paper's)."""
+        if split:
+            return self.replace(split=True)
+        return self.replace(split=False, components=2, specialized=False, map_entropy=0.0)
 
     def decoder_dims(self) -> tuple[list[int], list[int]]:
         """(dims, scales) of the decoder, widest first, as the original.

@@ -25,6 +25,7 @@ from keras import ops
 from . import checks, inference, loader, presets
 from .config import SplitVAEConfig, get_preset
 from .distribute import per_replica_loss, replicas_in_sync, step_logs
+from .parts import components_of, map_names
 from .networks import PACKAGE, build_decoder, build_encoder, build_latent, split_output
 from .precision import check_device_supports, dtype_policy
 
@@ -47,6 +48,23 @@ def vae_loss_terms(x, x_hat, z_mean, z_log_var, gamma, beta) -> dict:
         ops.square(z_mean) + ops.exp(z_log_var) - 1.0 - z_log_var, axis=-1)
     loss = ops.mean(rec / gamma + beta * kl)
     return {"loss": loss, "mse": ops.mean(sq), "kl": ops.mean(kl)}
+
+
+def stacked_maps(parts: dict):
+    """The K maps of a split model's output dict (keras.ops tensors), stacked
+    on a last axis (N, H, W, K); for K = 2 sigma and 1 - sigma
+    (`parts.maps_of` is the numpy reading)."""
+    if "sigma" in parts:
+        return ops.concatenate([parts["sigma"], 1.0 - parts["sigma"]], axis=-1)
+    return ops.concatenate([parts[n] for n in map_names(components_of(parts))], axis=-1)
+
+
+def map_entropy_per_sample(maps):
+    """Sum over pixels of the entropy (nats) of the K maps (N, H, W, K) -> (N,).
+    0 where one component takes the pixel, log K for an even blend; 0 log 0 = 0."""
+    maps = ops.cast(maps, "float32")
+    h = -ops.sum(maps * ops.log(ops.maximum(maps, 1e-12)), axis=-1)
+    return ops.sum(ops.reshape(h, (ops.shape(h)[0], -1)), axis=-1)
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -149,6 +167,12 @@ class SplitVAE(keras.Model):
         self.batch_mse_tracker = LastValue(name="batch_mse")
         self.gamma_tracker = LastValue(name="gamma")
         self.kl_weight_tracker = LastValue(name="kl_weight")
+        # The maps' mean entropy per pixel (nats), logged for every model but
+        # the paper's (whose logs stay what they were).
+        self.entropy_tracker = (keras.metrics.Mean(name="map_entropy")
+                                if config.split and not (config.paper_layout
+                                                         and config.map_entropy == 0)
+                                else None)
         self.built = True
 
     # --- shapes -------------------------------------------------------
@@ -163,6 +187,11 @@ class SplitVAE(keras.Model):
     @property
     def split(self) -> bool:
         return self.config.split
+
+    @property
+    def components(self) -> int:
+        """K, the images composed: 2 for the paper's model, 0 for a vanilla one."""
+        return self.config.parts
 
     # --- forward ------------------------------------------------------
     def _forward(self, x, training=False) -> dict:
@@ -204,6 +233,13 @@ class SplitVAE(keras.Model):
         gamma = ops.convert_to_tensor(self.gamma)
         terms = vae_loss_terms(x, y_pred["x_hat"], y_pred["z_mean"],
                                y_pred["z_log_var"], gamma, self.config.beta)
+        if self.entropy_tracker is not None:
+            # The prior on the maps (config.map_entropy; 0 adds nothing).
+            h = map_entropy_per_sample(stacked_maps(y_pred))
+            pixels = math.prod(self.image_shape[:2])
+            terms["map_entropy"] = ops.mean(h) / pixels
+            if self.config.map_entropy:
+                terms["loss"] = terms["loss"] + self.config.map_entropy * ops.mean(h)
         return terms, gamma
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None,
@@ -215,6 +251,8 @@ class SplitVAE(keras.Model):
         self.batch_mse_tracker.update_state(mse)
         self.gamma_tracker.update_state(gamma)
         self.kl_weight_tracker.update_state(gamma * self.config.beta)
+        if self.entropy_tracker is not None:
+            self.entropy_tracker.update_state(ops.stop_gradient(terms["map_entropy"]))
         loss = terms["loss"]
         if self.losses:
             loss = loss + ops.sum(self.losses)

@@ -17,6 +17,7 @@ from keras import layers, ops
 from .blocks import dense_block, scale_block
 from .config import SplitVAEConfig
 from .distribute import replica_normal
+from .parts import map_names, part_names
 
 PACKAGE = "split_vae"
 
@@ -62,19 +63,73 @@ class Sampling(layers.Layer):
 
 
 def split_output(decoded, channels: int, split: bool = True) -> dict:
-    """Split the decoder's output into sigma, x1, x2 and compose x_hat.
+    """Split the decoder's output into maps and images and compose x_hat.
 
-    Channel 0 is sigma, 1..C is x1, C+1..2C is x2 (the original's layout);
-    sigma broadcasts over the C channels. A vanilla decoder (split=False)
+    The paper's layout (2C+1 channels): channel 0 is sigma, 1..C is x1,
+    C+1..2C is x2, and x_hat = sigma*x1 + (1-sigma)*x2; sigma broadcasts
+    over the C channels. The layout of K components (K + K*C channels, from
+    `PartsActivation`): K maps that sum to 1, then x1, ..., xK, and
+    x_hat = sum_k map_k * x_k; K = 2 in this layout (a specialised decoder)
+    returns sigma = map_1, x1, x2 as the paper's. The layout is told by the
+    channel count (2C+1 is never K + K*C). A vanilla decoder (split=False)
     returns its C channels as x_hat alone.
     """
     if not split:
         return {"x_hat": decoded}
-    sigma = decoded[..., 0:1]
-    x1 = decoded[..., 1:1 + channels]
-    x2 = decoded[..., 1 + channels:1 + 2 * channels]
-    x_hat = sigma * x1 + (1.0 - sigma) * x2
-    return {"sigma": sigma, "x1": x1, "x2": x2, "x_hat": x_hat}
+    total = decoded.shape[-1]
+    if total == 2 * channels + 1:
+        sigma = decoded[..., 0:1]
+        x1 = decoded[..., 1:1 + channels]
+        x2 = decoded[..., 1 + channels:1 + 2 * channels]
+        x_hat = sigma * x1 + (1.0 - sigma) * x2
+        return {"sigma": sigma, "x1": x1, "x2": x2, "x_hat": x_hat}
+    k, rest = divmod(int(total), channels + 1)
+    if rest or k < 2:
+        raise ValueError(f"a split decoder's output has 2C+1 or K*(C+1) channels for "
+                         f"C={channels}; received {total}")
+    maps = [decoded[..., i:i + 1] for i in range(k)]
+    images = [decoded[..., k + i * channels:k + (i + 1) * channels] for i in range(k)]
+    x_hat = maps[0] * images[0]
+    for m, x in zip(maps[1:], images[1:]):
+        x_hat = x_hat + m * x
+    out = dict(zip(map_names(k), maps[:1] if k == 2 else maps))
+    out.update(zip(part_names(k), images))
+    out["x_hat"] = x_hat
+    return out
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class PartsActivation(layers.Layer):
+    """K logits and K images (linear) -> K maps (softmax over the K logits)
+    and K images (sigmoid), in the layout of `split_output`: maps, then x1..xK.
+
+    The input is one tensor of K + K*C channels (logits first, then the
+    images), or a list of K tensors of 1 + C channels (a logit, then an
+    image: the output of each specialised branch).
+    """
+
+    def __init__(self, components: int, **kwargs):
+        super().__init__(**kwargs)
+        self.components = int(components)
+
+    def call(self, inputs):
+        if isinstance(inputs, (list, tuple)):
+            logits = ops.concatenate([b[..., :1] for b in inputs], axis=-1)
+            images = ops.concatenate([b[..., 1:] for b in inputs], axis=-1)
+        else:
+            logits = inputs[..., :self.components]
+            images = inputs[..., self.components:]
+        return ops.concatenate([ops.softmax(logits, axis=-1), ops.sigmoid(images)], axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        if isinstance(input_shape, (list, tuple)) and isinstance(input_shape[0], (list, tuple)):
+            return tuple(input_shape[0][:-1]) + (sum(s[-1] for s in input_shape),)
+        return tuple(input_shape)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"components": self.components})
+        return config
 
 
 # ---------------------------------------------------------------------------
@@ -120,21 +175,48 @@ def build_latent(config: SplitVAEConfig, seed=None) -> keras.Model:
 def build_decoder(config: SplitVAEConfig, sync_bn: bool = False) -> keras.Model:
     """Embedding -> 4x4 map -> transposed convs with scale blocks -> image(s).
 
-    The last convolution and its sigmoid run in float32 under any precision
-    policy (a C- or 2C+1-channel layer: cheap), so sigma, x1, x2 and their
-    composition are float32, as the loss is.
+    The last convolution and its activation run in float32 under any
+    precision policy (a C- or 2C+1-channel layer: cheap), so the maps, the
+    images and their composition are float32, as the loss is.
+
+    The paper's split decoder ends in one sigmoid convolution of 2C+1
+    channels; a vanilla one in C. With K components (config.components > 2)
+    the last convolution is linear with K + K*C channels and
+    `PartsActivation` turns them into K softmax maps and K sigmoid images.
+    A specialised decoder (config.specialized) gives each component its own
+    copy of the last scale block and a convolution of 1 + C channels (its
+    logit and its image); the layers before are shared. Every layer a variant
+    shares with the paper's decoder is created in the same order, so a seed
+    initialises them alike (the paired runs of `reproduce`).
     """
     c = config
     dims, scales = c.decoder_dims()
     emb = keras.Input(shape=(c.emb_dim,), name="embedding")
     y = layers.Dense(16 * dims[0], name="dec_dense_in")(emb)
     y = layers.Reshape((4, 4, dims[0]), name="dec_reshape")(y)
+    last = len(scales) - 2
+    branches = None
     for i in range(len(scales) - 1):
         y = layers.Conv2DTranspose(dims[i + 1], c.kernel_size, strides=2,
                                    padding="same", name=f"dec_up{i}")(y)
-        y = scale_block(y, dims[i + 1], c.block_per_scale, c.depth_per_block,
-                        c.kernel_size, name=f"dec_scale{i}", bn_momentum=c.bn_momentum,
-                        synchronized=sync_bn)
-    out = layers.Conv2D(c.output_channels, c.kernel_size, padding="same",
-                        activation="sigmoid", dtype="float32", name="dec_out")(y)
+        if c.split and c.specialized and i == last:
+            branches = [scale_block(y, dims[i + 1], c.block_per_scale, c.depth_per_block,
+                                    c.kernel_size, name=f"dec_scale{i}_part{k + 1}",
+                                    bn_momentum=c.bn_momentum, synchronized=sync_bn)
+                        for k in range(c.components)]
+        else:
+            y = scale_block(y, dims[i + 1], c.block_per_scale, c.depth_per_block,
+                            c.kernel_size, name=f"dec_scale{i}", bn_momentum=c.bn_momentum,
+                            synchronized=sync_bn)
+    if not c.split or c.paper_layout:
+        out = layers.Conv2D(c.output_channels, c.kernel_size, padding="same",
+                            activation="sigmoid", dtype="float32", name="dec_out")(y)
+    elif branches is None:
+        out = layers.Conv2D(c.output_channels, c.kernel_size, padding="same",
+                            dtype="float32", name="dec_out")(y)
+        out = PartsActivation(c.components, dtype="float32", name="dec_parts")(out)
+    else:
+        heads = [layers.Conv2D(1 + c.channels, c.kernel_size, padding="same", dtype="float32",
+                               name=f"dec_out_part{k + 1}")(b) for k, b in enumerate(branches)]
+        out = PartsActivation(c.components, dtype="float32", name="dec_parts")(heads)
     return keras.Model(emb, out, name="decoder")

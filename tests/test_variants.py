@@ -15,6 +15,10 @@ VARIANTS = {
     "rgb": {"image_shape": (16, 16, 3)},
     "deeper": {"num_scale": 3, "block_per_scale": 2, "depth_per_block": 1},
     "mixed_bfloat16": {"precision": "mixed_bfloat16"},
+    # K components (docs/components.md): softmax maps, a shared or specialised decoder.
+    "k3": {"components": 3},
+    "k3_rgb_specialized": {"components": 3, "specialized": True, "image_shape": (16, 16, 3)},
+    "k2_specialized_entropy": {"specialized": True, "map_entropy": 0.05},
 }
 
 
@@ -48,6 +52,10 @@ def test_decoder_parts_match_the_variant(trained):
     name, model = trained
     h, w, c = model.image_shape
     parts = model.decode(model.encode(tiny_images(3, model.image_shape))[0])
+    k = model.config.components
     expected = {"x_hat": (3, h, w, c)} if name == "vanilla" else {
         "sigma": (3, h, w, 1), "x1": (3, h, w, c), "x2": (3, h, w, c), "x_hat": (3, h, w, c)}
-    assert {k: v.shape for k, v in parts.items()} == expected
+    if name != "vanilla" and k > 2:
+        expected = {"x_hat": (3, h, w, c), **{f"sigma{i}": (3, h, w, 1) for i in range(1, k + 1)},
+                    **{f"x{i}": (3, h, w, c) for i in range(1, k + 1)}}
+    assert {key: v.shape for key, v in parts.items()} == expected
