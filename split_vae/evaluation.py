@@ -31,13 +31,14 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from . import checks, metrics, sampling
+from . import parts as parts_lib
 from .fileio import atomic_write_json
 from .plotting import plot_fid_history
 from .split_kind import split_kind_of_parts
 
 logger = logging.getLogger(__name__)
 
-PARTS = ("x_hat", "x1", "x2")
+PARTS = ("x_hat", "x1", "x2")  # of the paper's model; K parts: present_parts
 SOURCES = ("gen", "gmm")  # samples from the prior, from the GMM fitted on z_mean
 
 # The paper's Section IV: 10,000 generated images per source, against the
@@ -140,25 +141,27 @@ def latent_statistics(z_mean, z_log_var, var_threshold: float = 0.05,
 # ---------------------------------------------------------------------------
 # One evaluation
 # ---------------------------------------------------------------------------
-def mix_images(x1, x2) -> np.ndarray:
-    """The paper's "mix": x1 for the first half of the samples, x2 for the rest.
+def mix_images(*images) -> np.ndarray:
+    """The paper's "mix": x1 for the first half of the samples, x2 for the
+    rest; of K parts, part k for the k-th of K equal slices (`parts.mix_images`).
 
     With an odd count the first floor(n/2) come from x1. Applied to images,
     or to their features (the extractor sees every image on its own).
     """
-    x1, x2 = np.asarray(x1), np.asarray(x2)
-    if x1.shape != x2.shape:
-        raise ValueError(f"x1 and x2 must have the same shape, received {x1.shape} "
-                         f"and {x2.shape}")
-    half = len(x1) // 2
-    return np.concatenate([x1[:half], x2[half:]])
+    return parts_lib.mix_images(*images)
+
+
+def present_parts(parts: dict) -> tuple[str, ...]:
+    """The keys measured in a decode dict: x_hat, then x1..xK (those present)."""
+    return ("x_hat",) + parts_lib.part_names(parts_lib.components_of(parts))
 
 
 def part_features(extractor, parts: dict, desc: str) -> dict:
-    """Features of x_hat, x1, x2 (those present), and mix from x1's and x2's."""
-    feats = {k: extractor.features(parts[k], desc=f"{desc} {k}") for k in PARTS if k in parts}
-    if "x1" in feats and "x2" in feats:
-        feats["mix"] = mix_images(feats["x1"], feats["x2"])
+    """Features of x_hat and of x1..xK (those present), and mix from theirs."""
+    feats = {k: extractor.features(parts[k], desc=f"{desc} {k}") for k in present_parts(parts)}
+    images = parts_lib.part_names(parts_lib.components_of(parts))
+    if images:
+        feats["mix"] = mix_images(*(feats[k] for k in images))
     return feats
 
 
@@ -247,7 +250,8 @@ def evaluate_model(model, test_images, train_images=None, extractor="inception",
         "split_kind": kind,
         "latent": latents,
         "model": _model_summary(model),
-        "protocol": _protocol(ext, test_images, train_images, n, k, gmm, seed),
+        "protocol": _protocol(ext, test_images, train_images, n, k, gmm, seed,
+                              model.config.parts),
         "seconds": round(time.time() - t0, 1),
     }
     report["protocol"]["kd"] = ref.kid_protocol(n)
@@ -309,11 +313,13 @@ def part_distances(extractor, parts: dict, ref, desc: str):
 
 def _model_summary(model) -> dict:
     return {"parameters": int(model.count_params()), "split": bool(model.config.split),
+            "components": int(model.config.parts),
             "latent_dim": int(model.latent_dim), "image_shape": list(model.image_shape),
             "config": model.config.to_dict()}
 
 
-def _protocol(ext, test_images, train_images, n: int, k: int, gmm, seed) -> dict:
+def _protocol(ext, test_images, train_images, n: int, k: int, gmm, seed,
+              model_components: int = 2) -> dict:
     """What was measured and how: the report's "protocol" entry."""
     return {
         "extractor": ext.name,
@@ -329,7 +335,7 @@ def _protocol(ext, test_images, train_images, n: int, k: int, gmm, seed) -> dict
                 "em_iterations": int(gmm.n_iter_), "converged": bool(gmm.converged_)},
         "seed": seed,
         "gen": "z ~ N(0, I)",
-        "mix": "x1 for the first half of the samples, x2 for the second",
+        "mix": parts_lib.mix_description(model_components),
         "real": "reference (test) images against as many training images",
         "reconstruction": "x_hat decoded from z_mean of the reference images",
         "split_kind": "from sigma of the reconstructions of the reference images "
@@ -379,7 +385,10 @@ def format_report(report: dict) -> str:
     """A short table of the report's distances, named by their protocol, with the
     note on comparability (once). Reads old reports too (`normalise_report`)."""
     report = normalise_report(report)
-    keys = [k for k in ("x_hat", "x1", "x2", "mix") if k in report["fd"]["gen"]]
+    keys = [k for k in report["fd"]["gen"] if k == "x_hat" or k == "mix"
+            or (k[0] == "x" and k[1:].isdigit())]
+    keys = sorted(keys, key=lambda k: (k != "x_hat", k == "mix",
+                                       int(k[1:]) if k[1:].isdigit() else 0))
     label = report.get("metric", "FD")
     width = max(14, len(label) + 5)
     protocol = report.get("metric_protocol", label)
@@ -484,7 +493,7 @@ class FIDHistory(keras.callbacks.Callback):
             # The singular-covariance warning would repeat every measurement.
             warnings.simplefilter("ignore", UserWarning)
             values = {k: _fid(self._ext, parts[k], self._ref, f"epoch {epoch + 1} {k}")
-                      for k in PARTS if k in parts}
+                      for k in present_parts(parts)}
         self.history["epoch"].append(epoch + 1)
         for k, v in values.items():
             self.history.setdefault(k, []).append(v)

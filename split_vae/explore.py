@@ -28,6 +28,7 @@ import dataclasses
 
 import numpy as np
 
+from .parts import components_of, row_names
 from .split_kind import split_kind_of_parts
 
 METHODS = ("linear", "spherical")
@@ -52,7 +53,8 @@ class Walk:
         steps: the position of each column: the value of the traversed
             variable, or t in [0, 1] along an interpolation.
         parts: `SplitVAE.decode` of z: sigma, x1, x2, x_hat (x_hat alone for
-            a vanilla model), each (steps, H, W, C).
+            a vanilla model; sigma1..sigmaK, x1..xK, x_hat for K > 2
+            components), each (steps, H, W, C).
         split: `split_kind.split_kind_of_parts` of the path's parts, None for a
             vanilla model.
         change: mean over pixels of each pixel's range of x_hat along the
@@ -200,11 +202,11 @@ def traverse(model, dims="all", values=None, base=None) -> list[Walk]:
 
 def overall_split(walks) -> dict | None:
     """`split_kind_of_parts` of all the walks together (None if vanilla)."""
-    split = [w.parts for w in walks if "sigma" in w.parts]
+    split = [w.parts for w in walks if components_of(w.parts)]
     if not split:
         return None
-    return split_kind_of_parts({k: np.concatenate([p[k] for p in split])
-                                for k in ("sigma", "x1", "x2")})
+    keys = [k for k in row_names(split[0]) if k != "x_hat"]
+    return split_kind_of_parts({k: np.concatenate([p[k] for p in split]) for k in keys})
 
 
 def format_traversal(walks) -> str:

@@ -10,7 +10,9 @@ mixture fitted on z_mean of the test images) and `write_samples` writes them:
     OUT/samples.npz                       an array per part (float32 in [0, 1]), and z
 
 The parts are sigma, x1, x2, x_hat and mix (the paper's: x1 for the first
-half of the samples, x2 for the second). Pixels are the [0, 1] values times
+half of the samples, x2 for the second); a model of K > 2 components has
+sigma1..sigmaK and x1..xK instead of sigma, x1, x2, and its mix takes part k
+for the k-th of K equal slices of the samples (`parts.mix_images`). Pixels are the [0, 1] values times
 255, rounded to the nearest and clipped, as every uint8 conversion here.
 
 Imports numpy, tqdm, `split_vae.checks`, `split_vae.evaluation` (the "mix"),
@@ -25,13 +27,18 @@ import os
 import numpy as np
 from tqdm.auto import tqdm
 
+import re
+
 from . import checks, sampling
 from .evaluation import mix_images
+from .parts import components_of, images_of
 from .fileio import atomic_write
 
 logger = logging.getLogger(__name__)
 
-PARTS = ("x_hat", "x1", "x2", "sigma", "mix")
+PARTS = ("x_hat", "x1", "x2", "sigma", "mix")  # the paper's model's
+# Any model's: x_hat, mix, sigma, and x<k> / sigma<k> for its K components.
+PART_NAME = re.compile(r"x_hat|mix|sigma|x[1-9][0-9]*|sigma[1-9][0-9]*")
 SOURCES = ("prior", "gmm")
 NPZ_FILE = "samples.npz"
 
@@ -39,9 +46,10 @@ NPZ_FILE = "samples.npz"
 def parse_parts(text: str) -> tuple:
     """"x_hat,x1" -> ("x_hat", "x1"); ValueError naming an unknown or repeated part."""
     parts = tuple(p.strip() for p in str(text).split(",") if p.strip())
-    unknown = [p for p in parts if p not in PARTS]
+    unknown = [p for p in parts if not PART_NAME.fullmatch(p)]
     if not parts or unknown or len(set(parts)) != len(parts):
-        raise ValueError(f"parts must be distinct names from {','.join(PARTS)}, received "
+        raise ValueError(f"parts must be distinct names from {','.join(PARTS)} (and "
+                         f"x3, sigma1, ... for a model of K > 2 components), received "
                          f"{text!r}")
     return parts
 
@@ -53,7 +61,8 @@ def draw_samples(model, n: int, source: str = "prior", seed: int = 0, test_image
     source "prior": `model.generate(n, seed)`. "gmm": a mixture fitted on
     z_mean of `test_images` (`sampling.fit_gmm`, `gmm_components` or the
     model's), then `sampling.gmm_generate` with the seed. Returns a dict of
-    numpy arrays: x_hat, z, and for a split model sigma, x1, x2 and mix.
+    numpy arrays: x_hat, z, and for a split model its maps and parts
+    (sigma, x1, x2 or sigma1..sigmaK, x1..xK) and mix.
     """
     n = checks.integer(n, "n")
     if source not in SOURCES:
@@ -69,8 +78,8 @@ def draw_samples(model, n: int, source: str = "prior", seed: int = 0, test_image
         out = sampling.gmm_generate(model, test_images, n=n, n_components=gmm_components,
                                     seed=seed, batch_size=batch_size)
         out.pop("gmm")
-    if "x1" in out and "x2" in out:
-        out["mix"] = mix_images(out["x1"], out["x2"])
+    if components_of(out):
+        out["mix"] = mix_images(*images_of(out))
     return {k: np.asarray(v) for k, v in out.items()}
 
 
@@ -93,8 +102,9 @@ def write_samples(samples: dict, parts, out_dir: str, overwrite: bool = False,
     parts = parse_parts(",".join(parts)) if not isinstance(parts, str) else parse_parts(parts)
     missing = [p for p in parts if p not in samples]
     if missing:
-        raise ValueError(f"the samples have no {', '.join(missing)} (a vanilla model has "
-                         "x_hat only)")
+        have = ",".join(k for k in samples if k != "z")
+        raise ValueError(f"the samples have no {', '.join(missing)} (this model's are {have}; "
+                         "a vanilla model has x_hat only)")
     folders = {p: os.path.join(out_dir, p) for p in parts}
     for part, folder in folders.items():
         old = sorted(f for f in os.listdir(folder) if f.endswith(".png")) \

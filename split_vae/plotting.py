@@ -1,5 +1,8 @@
 """Figures laid out as the paper's: rows sigma, x1, x2, x_hat (Figures 1-4).
 
+A model of K > 2 components draws its K maps, its K images, then x_hat
+(`parts.row_names`), and its maps as one colour picture (`maps_rgb`).
+
 No backend is forced: in a notebook the figures show inline, and without a
 display matplotlib falls back to Agg by itself. A figure written to a path is
 closed; one returned without a path stays open for the notebook to show.
@@ -14,10 +17,26 @@ from matplotlib.ticker import MaxNLocator
 import numpy as np
 
 from .fileio import atomic_write
+from .parts import ROW_LABELS, components_of, maps_of, row_label, row_names
 from .split_kind import SPLIT_KIND_THRESHOLD
 
-PART_ROWS = ("sigma", "x1", "x2", "x_hat")
-ROW_LABELS = {"input": "x", "sigma": "σ", "x1": "x̂₁", "x2": "x̂₂", "x_hat": "x̂"}
+PART_ROWS = ("sigma", "x1", "x2", "x_hat")  # the paper's model's
+# The colour of each component in `maps_rgb` (matplotlib's tab10, then cycled).
+MAP_COLOURS = ((0.84, 0.15, 0.16), (0.17, 0.63, 0.17), (0.12, 0.47, 0.71),
+               (1.0, 0.5, 0.05), (0.58, 0.4, 0.74), (0.55, 0.34, 0.29),
+               (0.89, 0.47, 0.76), (0.5, 0.5, 0.5), (0.74, 0.74, 0.13), (0.09, 0.75, 0.81))
+
+
+def maps_rgb(parts: dict) -> np.ndarray:
+    """The maps of a parts dict as colour images (N, H, W, 3): each pixel the
+    blend of the components' colours (`MAP_COLOURS`) weighted by their maps,
+    so a pixel one component takes has that component's colour."""
+    maps = maps_of(parts)
+    if maps is None:
+        raise ValueError("a vanilla model's dict has no maps")
+    k = maps.shape[-1]
+    colours = np.array([MAP_COLOURS[i % len(MAP_COLOURS)] for i in range(k)])
+    return np.clip(maps @ colours, 0.0, 1.0).astype("float32")
 
 
 def _as_image(a: np.ndarray) -> np.ndarray:
@@ -40,13 +59,31 @@ def plot_split_grid(parts: dict, path: str | None = None, n: int = 10,
         the matplotlib Figure.
     """
     rows = [("input", inputs)] if inputs is not None else []
-    rows += [(k, parts[k]) for k in PART_ROWS if k in parts]
+    rows += [(k, parts[k]) for k in row_names(parts) if k in parts]
     if not rows:
         raise ValueError(f"nothing to plot: parts has keys {sorted(parts)}")
     n = min(n, len(rows[-1][1]))
     if n < 1:
         raise ValueError("nothing to plot: zero samples")
-    fig, axes = _image_rows([(ROW_LABELS.get(k, k), images) for k, images in rows], n)
+    fig, axes = _image_rows([(row_label(k), images) for k, images in rows], n)
+    if title:
+        fig.suptitle(title)
+    return _finish(fig, path)
+
+
+def plot_maps_grid(parts: dict, path: str | None = None, n: int = 10,
+                   inputs: np.ndarray | None = None, title: str | None = None):
+    """One column per sample; rows (input), the maps in colour (`maps_rgb`), x_hat.
+
+    The picture of K maps at once: each pixel has the colour of the
+    component that takes it (`MAP_COLOURS`: red, green, blue, ...), blends
+    where they share it. Returns the Figure (written atomically to path)."""
+    rows = [("x", inputs)] if inputs is not None else []
+    rows += [("maps", maps_rgb(parts)), (row_label("x_hat"), parts["x_hat"])]
+    n = min(n, len(parts["x_hat"]))
+    if n < 1:
+        raise ValueError("nothing to plot: zero samples")
+    fig, _ = _image_rows(rows, n)
     if title:
         fig.suptitle(title)
     return _finish(fig, path)
@@ -83,11 +120,11 @@ def plot_walks(walks, path: str | None = None, parts=None, title: str | None = N
     walks = list(walks)
     if not walks:
         raise ValueError("nothing to plot: no walks")
-    keys = [k for k in (parts or PART_ROWS) if k in walks[0].parts]
+    keys = [k for k in (parts or row_names(walks[0].parts)) if k in walks[0].parts]
     if not keys:
         raise ValueError(f"nothing to plot: the walks have parts {sorted(walks[0].parts)}, "
                          f"asked for {list(parts)}")
-    rows = [(ROW_LABELS[k], w.parts[k]) for w in walks for k in keys]
+    rows = [(row_label(k), w.parts[k]) for w in walks for k in keys]
     n = len(walks[0].steps)
     cell = 1.1 if len(rows) <= 8 else 0.75
     title_room = 0.55 if title else 0.0
@@ -291,7 +328,13 @@ def figure_rgb(fig) -> np.ndarray:
 
 
 def _kind(model) -> str:
-    return "Split VAE" if model.config.split else "vanilla VAE"
+    c = model.config
+    if not c.split:
+        return "vanilla VAE"
+    k, specialised = getattr(c, "components", 2), getattr(c, "specialized", False)
+    if k == 2 and not specialised:
+        return "Split VAE"
+    return f"Split VAE, {k} components" + (", specialised" if specialised else "")
 
 
 def write_training_figures(model, directory: str, test_images: np.ndarray, n: int = 10,
@@ -334,4 +377,9 @@ def write_evaluation_figures(model, samples: dict, directory: str, side: int = 1
         paths.append(os.path.join(directory, "sigma.png"))
         plot_square_grid(samples["gen"]["sigma"], paths[-1], side=side,
                          title=f"{dataset}: sigma maps (z ~ N(0, I))")
+    elif components_of(samples["gen"]):
+        k = components_of(samples["gen"])
+        paths.append(os.path.join(directory, "maps.png"))
+        plot_square_grid(maps_rgb(samples["gen"]), paths[-1], side=side,
+                         title=f"{dataset}: the {k} maps in colour (z ~ N(0, I))")
     return paths

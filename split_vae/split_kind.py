@@ -174,9 +174,61 @@ def split_kind(sigma, cutoff: float = SPLIT_KIND_CUTOFF,
             "n_maps": int(np.asarray(sigma).shape[0]) if np.ndim(sigma) >= 3 else 1}
 
 
+def one_against_the_rest(maps, images):
+    """For K maps and images, each map k against the blend of the others.
+
+    x_hat = sum_j m_j x_j = m_k x_k + (1 - m_k) r_k, with r_k the blend of
+    the other images, sum_{j != k} m_j x_j / sum_{j != k} m_j. So map k acts on
+    x_hat as the paper's sigma acts between x1 = x_k and x2 = r_k: moving a
+    share of a pixel from the others to component k changes x_hat by
+    x_k - r_k. Where the others have no weight left (m_k = 1), r_k is x_k and
+    the weight |x_k - r_k| is 0: the map is not free to move there without
+    the others. For K = 2 this gives (sigma, x1, x2) and (1 - sigma, x2, x1).
+
+    Args:
+        maps: K arrays (N, H, W[, 1]) that sum to 1 at every pixel.
+        images: K arrays (N, H, W, C).
+    Returns:
+        (maps, x, rest), each the K cases concatenated on the first axis:
+        (K*N, H, W) maps and (K*N, H, W, C) images.
+    """
+    m = [_as_maps(a, f"sigma{k + 1}") for k, a in enumerate(maps)]
+    x = [np.asarray(a, dtype=np.float64) for a in images]
+    if len(m) != len(x) or len(m) < 2:
+        raise ValueError(f"give K >= 2 maps and as many images; received {len(m)} and "
+                         f"{len(x)}")
+    if x[0].ndim == 3:  # (N, H, W) images of one channel
+        x = [a[..., None] for a in x]
+    rest = []
+    for k, (mk, xk) in enumerate(zip(m, x)):
+        # x_k - r_k from the differences, so that equal images give exactly 0
+        others = sum(mj for j, mj in enumerate(m) if j != k)[..., None]
+        diff = sum(mj[..., None] * (xk - xj) for j, (mj, xj) in enumerate(zip(m, x)) if j != k)
+        safe = np.where(others > 1e-12, others, 1.0)
+        rest.append(xk - np.where(others > 1e-12, diff / safe, 0.0))
+    return np.concatenate(m), np.concatenate(x), np.concatenate(rest)
+
+
 def split_kind_of_parts(parts: dict, **kwargs) -> dict | None:
-    """`split_kind` of a decode/generate/reconstruct dict, sigma weighted by
-    |x1 - x2|; None for a vanilla model's dict (no "sigma")."""
-    if "sigma" not in parts:
+    """`split_kind` of a decode/generate/reconstruct dict; None for a vanilla
+    model's dict (no maps).
+
+    The paper's model (K = 2): sigma weighted by |x1 - x2|. K > 2 components:
+    every map against the blend of the others (`one_against_the_rest`), the K
+    cases pooled into one spectrum; for K = 2 the pooled measure is the
+    paper's one (the second case, 1 - sigma, has the same spectrum). The
+    result adds "components" (K) and "map_means" (the mean of each map).
+    """
+    from .parts import components_of, images_of, map_names
+
+    k = components_of(parts)
+    if not k:
         return None
-    return split_kind(parts["sigma"], x1=parts.get("x1"), x2=parts.get("x2"), **kwargs)
+    if k == 2:
+        return split_kind(parts["sigma"], x1=parts.get("x1"), x2=parts.get("x2"), **kwargs)
+    maps = [parts[n] for n in map_names(k)]
+    sigma, x, rest = one_against_the_rest(maps, images_of(parts))
+    out = split_kind(sigma, x1=x, x2=rest, **kwargs)
+    out.update(sigma_mean=float(np.mean(maps[0])), n_maps=int(len(sigma) // k),
+               components=k, map_means=[float(np.mean(a)) for a in maps])
+    return out

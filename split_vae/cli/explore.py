@@ -54,7 +54,8 @@ def add_arguments(p) -> None:
                    help="traverse around the z_mean of this test image (default: the "
                         "origin, the prior's mean)")
     p.add_argument("--parts", default=None,
-                   help="rows to draw, from sigma,x1,x2,x_hat (default: all four; x_hat "
+                   help="rows to draw, from sigma,x1,x2,x_hat (sigma1..sigmaK, x1..xK, "
+                        "x_hat for a model of K > 2 components; default: all; x_hat "
                         f"alone for a traversal of more than {MAX_FULL_WALKS} variables)")
     p.add_argument("--dataset", default=None,
                    help="where test images come from (default: the model's config)")
@@ -123,15 +124,28 @@ def run(args) -> int:
     # wait seconds for Keras and TensorFlow.
     from .. import explore, loader
     from ..model import SplitVAE
-    from ..plotting import PART_ROWS, plot_walks, walk_title
+    from ..parts import row_names
+    from ..plotting import plot_walks, walk_title
 
     if args.steps < 2:
         raise ValueError(f"--steps must be at least 2, received {args.steps}")
     parts = args.parts.split(",") if args.parts else None
-    if parts and set(parts) - set(PART_ROWS):
-        raise ValueError(f"--parts takes names from {','.join(PART_ROWS)}, received "
-                         f"{args.parts!r}")
+    if parts:
+        from ..export import PART_NAME
+
+        wrong = [p for p in parts if not PART_NAME.fullmatch(p) or p == "mix"]
+        if wrong:
+            raise ValueError(f"--parts takes names from sigma,x1,x2,x_hat (sigma1..sigmaK, "
+                             f"x1..xK for K > 2 components), received {args.parts!r}")
     model, source = loader.from_pretrained(SplitVAE, args.model)
+    if parts:
+        import numpy as np
+
+        # The rows this model has: the paper's four, or those of K components.
+        known = row_names(model.decode(np.zeros((1, model.latent_dim), "float32")))
+        if set(parts) - set(known):
+            raise ValueError(f"--parts takes names from {','.join(known)} for this model, "
+                             f"received {args.parts!r}")
     walks, what, step_format = _walks(args, model)
     if parts is None and len(walks) > MAX_FULL_WALKS:
         parts = ["x_hat"]

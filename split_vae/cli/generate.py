@@ -34,7 +34,8 @@ def add_arguments(p) -> None:
                    help="prior: z ~ N(0, I); gmm: the mixture fitted on z_mean of the "
                         "first N test images")
     p.add_argument("--parts", default="x_hat",
-                   help="comma-separated, from x_hat,x1,x2,sigma,mix")
+                   help="comma-separated, from x_hat,x1,x2,sigma,mix (a model of K > 2 "
+                        "components: x1..xK and sigma1..sigmaK)")
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--seed", type=int, default=0, help="seed of the draw (and the fit)")
     p.add_argument("--gmm-components", type=int, default=None,

@@ -69,12 +69,16 @@ def add_arguments(p) -> None:
     p.add_argument("--gpus", default=None, metavar="ID[,ID...]",
                    help="spread the runs over these GPUs, one process per GPU")
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)  # I/N, set by --gpus
+    from .train import add_component_arguments
+
+    add_component_arguments(p)  # of the split runs; the vanilla ones are the paper's
     p.add_argument("--no-progress", action="store_true",
                    help="no progress bars (log lines only)")
 
 
 def _plan(args):
     from ..reproduce.plan import make_plan
+    from .train import component_changes
 
     gmm = None
     if args.gmm:
@@ -86,7 +90,8 @@ def _plan(args):
     return make_plan(args.dataset, args.scale, runs=args.runs,
                      learning_rate=args.learning_rate, beta=args.beta, epochs=args.epochs,
                      gmm=gmm, extractor=args.extractor, history_every=args.history_every,
-                     train_images=args.train_images, eval_images=args.eval_images)
+                     train_images=args.train_images, eval_images=args.eval_images,
+                     **component_changes(args))
 
 
 def check_inputs(args) -> None:

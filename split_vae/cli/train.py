@@ -47,6 +47,7 @@ def add_arguments(p) -> None:
     p.add_argument("--latent-dim", type=int, default=None, help="default: the preset's")
     p.add_argument("--vanilla", action="store_true",
                    help="the paper's ablation: last layer with C channels, no split")
+    add_component_arguments(p)
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                    help="override any SplitVAEConfig field, e.g. --set base_dim=32 "
                         "(repeatable; VALUE is read as JSON when it parses)")
@@ -88,6 +89,30 @@ def add_arguments(p) -> None:
                         "per epoch otherwise)")
 
 
+def add_component_arguments(p) -> None:
+    """--components, --specialized, --map-entropy (train and reproduce)."""
+    p.add_argument("--components", type=int, default=None, metavar="K",
+                   help="images the decoder composes with softmax maps (default 2: the "
+                        "paper's sigma, x1, x2); docs/components.md")
+    p.add_argument("--specialized", action="store_true",
+                   help="each component gets its own last scale block and output layer")
+    p.add_argument("--map-entropy", type=float, default=None, metavar="WEIGHT",
+                   help="weight of the maps' entropy in the loss (default 0, the paper's; "
+                        "> 0 pushes each pixel to one component, < 0 to an even blend)")
+
+
+def component_changes(args) -> dict:
+    """The SplitVAEConfig fields of --components, --specialized, --map-entropy."""
+    changes = {}
+    if args.components is not None:
+        changes["components"] = args.components
+    if args.specialized:
+        changes["specialized"] = True
+    if args.map_entropy is not None:
+        changes["map_entropy"] = args.map_entropy
+    return changes
+
+
 def build_config(args) -> SplitVAEConfig:
     """The preset, with the command line's overrides applied and checked."""
     cfg = get_preset(args.preset)
@@ -98,7 +123,11 @@ def build_config(args) -> SplitVAEConfig:
         value = getattr(args, flag)
         if value is not None:
             changes[field] = value
+    changes.update(component_changes(args))
     if args.vanilla:
+        if set(component_changes(args)):
+            raise ValueError("--vanilla has no components: --components, --specialized "
+                             "and --map-entropy describe a split model")
         changes["split"] = False
     if args.dataset:
         changes["dataset"] = args.dataset

@@ -28,8 +28,14 @@ def _metric_getters():
     return out
 
 
+def part_keys(row) -> list[str]:
+    """The images a split run measured, x1..xK (the paper's x1, x2 for K = 2)."""
+    keys = [k for k in row["fd_gen"] if k[0] == "x" and k[1:].isdigit()]
+    return sorted(keys, key=lambda k: int(k[1:]))
+
+
 def _best_part(row, source):
-    return min(row[f"fd_{source}"]["x1"], row[f"fd_{source}"]["x2"])
+    return min(row[f"fd_{source}"][k] for k in part_keys(row))
 
 
 def stats(values):
@@ -60,7 +66,7 @@ def analyse(models: dict, seeds) -> dict:
                      "split_minus_vanilla": _verdict(np.subtract(a, b).tolist(), spread)}
     parts = {}
     for source in ("gen", "gmm"):
-        for part in ("x1", "x2", "mix"):
+        for part in part_keys(split[0]) + ["mix"]:
             parts[f"fd_{source}_{part}"] = stats([r[f"fd_{source}"][part] for r in split])
     claims = {}
     for source in ("gen", "gmm"):
@@ -69,7 +75,8 @@ def analyse(models: dict, seeds) -> dict:
         best = [_best_part(r, source) for r in split]
         claims[f"split x_hat beats vanilla x_hat ({source.upper()})"] = \
             rows[f"fd_{source}_x_hat"]["split_minus_vanilla"]
-        claims[f"split's better part (min of x1, x2) beats its x_hat ({source.upper()})"] = \
+        claims[f"split's better part (min of {', '.join(part_keys(split[0]))}) beats its "
+               f"x_hat ({source.upper()})"] = \
             _verdict(np.subtract(best, x_hat_split).tolist(), stats(x_hat_split)["std"])
         claims[f"split's better part beats vanilla x_hat ({source.upper()})"] = \
             _verdict(np.subtract(best, x_hat_vanilla).tolist(),

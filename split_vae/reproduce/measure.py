@@ -18,7 +18,7 @@ import keras
 import numpy as np
 
 from .. import metrics, sampling
-from ..evaluation import Reference, evaluate_model, part_distances
+from ..evaluation import Reference, evaluate_model, part_distances, present_parts
 from ..fileio import read_json
 from ..model import SplitVAE
 
@@ -49,7 +49,7 @@ def history_measure(extractor, reference_images: np.ndarray, n_samples: int,
         with warnings.catch_warnings():
             # The singular-covariance warning would repeat at every point.
             warnings.simplefilter("ignore", UserWarning)
-            for part in ("x_hat", "x1", "x2"):
+            for part in present_parts(parts):
                 if part in parts:
                     feats = ext.features(parts[part], progress=False)
                     out[part] = metrics.frechet_distance(

@@ -140,7 +140,7 @@ class Plan:
         return runs[i::n]
 
     def config_of(self, run: Run) -> SplitVAEConfig:
-        return self.config.replace(split=run.split)
+        return self.config.with_split(run.split)
 
     def describe(self) -> str:
         """One paragraph: what this plan trains, in the paper's terms."""

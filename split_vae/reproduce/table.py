@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .analysis import analyse, stats
+from ..parts import row_label
+from .analysis import analyse, part_keys, stats
 from .plan import REFERENCE_NUMBERS, REFERENCE_SOURCE, Plan
 
 PART_LABELS = {"x_hat": "x̂", "x1": "x̂₁", "x2": "x̂₂", "mix": "mix"}
@@ -49,7 +50,7 @@ def tabulate(plan: Plan, rows: dict, real: dict | None = None, extra: dict | Non
     vanilla = [rows[f"vanilla_seed{s}"] for s in seeds]
     columns = _columns(plan.gmm)
     table = {"split": {}, "vanilla": {}}
-    for kind, models, parts in (("split", split, ("x_hat", "x1", "x2", "mix")),
+    for kind, models, parts in (("split", split, ("x_hat", *part_keys(split[0]), "mix")),
                                 ("vanilla", vanilla, ("x_hat",))):
         for part in parts:
             table[kind][part] = {c: stats([_value(r, c, part) for r in models])
@@ -89,7 +90,8 @@ def history_means(plan: Plan, rows: dict) -> dict:
     """Mean and sd over runs of each ablation curve ("split x1", "vanilla x_hat", ...),
     at the epochs every run measured."""
     out = {}
-    for kind, parts in (("split", ("x_hat", "x1", "x2")), ("vanilla", ("x_hat",))):
+    parts_of = {"split": ("x_hat", *part_keys(rows["split_seed0"])), "vanilla": ("x_hat",)}
+    for kind, parts in parts_of.items():
         hists = [rows[f"{kind}_seed{s}"]["fid_history"] for s in range(plan.runs)]
         if not all(h.get("epoch") for h in hists):
             continue
@@ -134,7 +136,7 @@ def format_table(result: dict) -> str:
              "|---|" + "---|" * (len(columns) + 1)]
     for kind, label in (("split", "Split VAE"), ("vanilla", "vanilla VAE")):
         for part, cells in result["table"][kind].items():
-            lines.append(f"| {label} {PART_LABELS[part]} | "
+            lines.append(f"| {label} {row_label(part)} | "
                          + " | ".join(_pm(cells[c]) for c, _ in columns)
                          + f" | {NOT_AVAILABLE} |")
     if result.get("real"):
