@@ -17,7 +17,7 @@ from matplotlib.ticker import MaxNLocator
 import numpy as np
 
 from .fileio import atomic_write
-from .parts import ROW_LABELS, components_of, maps_of, row_label, row_names
+from .parts import components_of, maps_of, row_label, row_names
 from .split_kind import SPLIT_KIND_THRESHOLD
 
 PART_ROWS = ("sigma", "x1", "x2", "x_hat")  # the paper's model's
@@ -221,9 +221,9 @@ def plot_fid_history(history: dict, extractor_name: str, path: str | None = None
     """
     fig, ax = plt.subplots(figsize=(6, 4))
     styles = {"x_hat": "-o", "x1": "--s", "x2": ":^"}
-    for k in ("x_hat", "x1", "x2"):
+    for k in [k for k in history if k != "epoch"]:   # x_hat, x1..xK
         if history.get(k):
-            ax.plot(history["epoch"], history[k], styles[k], label=ROW_LABELS[k])
+            ax.plot(history["epoch"], history[k], styles.get(k, "-.d"), label=row_label(k))
     ax.set_xlabel("epoch")
     inception = extractor_name == "inception"
     ax.set_ylabel("FID" if inception else f"Fréchet distance ({extractor_name})")
@@ -254,6 +254,10 @@ def plot_ablation_curves(history: dict, metric: str, path: str | None = None,
     fig, ax = plt.subplots(figsize=(7, 4.5))
     styles = {"vanilla x_hat": ("k", ":", "vanilla x̂"), "split x_hat": ("C0", "-", "split x̂"),
               "split x1": ("C1", "-", "split x̂₁"), "split x2": ("C2", "-", "split x̂₂")}
+    for key in history:  # the parts of K > 2 components
+        part = key.split(" ", 1)[-1]
+        if key not in styles and key.startswith("split x") and part[1:].isdigit():
+            styles[key] = (f"C{int(part[1:]) % 10}", "-", f"split {row_label(part)}")
     for key, (color, line, label) in styles.items():
         if key not in history:
             continue

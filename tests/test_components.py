@@ -265,3 +265,26 @@ def test_the_tables_of_a_k3_reproduction_have_every_part():
     best = claims["split's better part (min of x1, x2, x3) beats its x_hat (GEN)"]
     # the best part is x3 (5, 6, 7) against x_hat (10, 11, 12)
     assert best["values"] == [-5.0, -5.0, -5.0]
+
+
+# --- the command line -----------------------------------------------------------
+def test_the_command_line_sets_the_components_of_train_and_reproduce():
+    from split_vae.cli.main import build_parser
+    from split_vae.cli.reproduce import _plan
+    from split_vae.cli.train import build_config
+    from split_vae.reproduce.plan import Run
+
+    parser = build_parser()
+    args = parser.parse_args(["train", "--components", "3", "--specialized",
+                              "--map-entropy", "0.1"])
+    config = build_config(args)
+    assert (config.components, config.specialized, config.map_entropy) == (3, True, 0.1)
+    assert build_config(parser.parse_args(["train"])) == split_vae.get_preset("digits")
+    with pytest.raises(ValueError, match="--vanilla has no components"):
+        build_config(parser.parse_args(["train", "--vanilla", "--components", "3"]))
+    with pytest.raises(ValueError, match="components must be an integer >= 2"):
+        build_config(parser.parse_args(["train", "--components", "1"]))
+    plan = _plan(parser.parse_args(["reproduce", "--dataset", "digits", "--scale", "smoke",
+                                    "--components", "3"]))
+    assert plan.config_of(Run("split_seed0", True, 0)).components == 3
+    assert plan.config_of(Run("vanilla_seed0", False, 0)) == plan.config.with_split(False)

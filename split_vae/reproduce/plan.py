@@ -152,7 +152,10 @@ class Plan:
               "custom": f"learning rate {c.learning_rate:g} (yours; the paper's text "
                         "says 1e-3, the authors' code 1e-4)"}[self.learning_rate_source]
         size = "all" if self.train_images is None else f"the first {self.train_images:,}"
-        return (f"{self.scale} scale, {self.dataset}: {self.runs} split and {self.runs} "
+        split = "split" if c.paper_layout else (
+            f"split ({c.components} components" + (", specialised" if c.specialized else "")
+            + (f", map entropy weight {c.map_entropy:g}" if c.map_entropy else "") + ")")
+        return (f"{self.scale} scale, {self.dataset}: {self.runs} {split} and {self.runs} "
                 f"vanilla trainings (seeds 0..{self.runs - 1}, paired), {c.epochs} epochs "
                 f"of {size} training images, batch {c.batch_size}, beta {c.beta:g}, "
                 f"latent_dim {c.latent_dim}, {lr}; GMM with "
