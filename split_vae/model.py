@@ -105,7 +105,8 @@ class SplitVAE(keras.Model):
     Paper: https://arxiv.org/abs/2202.02738. Three functional sub-models, in the
     original's order: `encoder` (image -> embedding), `latent` (embedding ->
     embedding of z, z, z_mean, z_log_var) and `decoder` (embedding -> 2C+1
-    channels). `model(x)` returns the reconstruction x_hat (through z_mean);
+    channels; K maps and K images for `config.components` = K > 2, see
+    docs/components.md). `model(x)` returns the reconstruction x_hat (through z_mean);
     `model(x, training=True)` returns the dict of every term, which `fit` uses.
 
     Args:
@@ -330,7 +331,8 @@ class SplitVAE(keras.Model):
 
     def decode(self, z, batch_size: int = 256, progress: bool = False,
                desc: str = "decode") -> dict:
-        """Latent vectors -> dict of sigma, x1, x2, x_hat (x_hat alone if vanilla).
+        """Latent vectors -> dict of sigma, x1, x2, x_hat (x_hat alone if vanilla;
+        sigma1..sigmaK, x1..xK, x_hat for K > 2 components: `split_vae.parts`).
 
         Numpy in, numpy out (batched, optional progress bar); tensors in,
         tensors out.
@@ -352,7 +354,8 @@ class SplitVAE(keras.Model):
 
     def generate(self, n: int, seed=None, batch_size: int = 256, progress: bool = False,
                  desc: str = "generate") -> dict:
-        """n samples from the prior N(0, I): dict of sigma, x1, x2, x_hat, z.
+        """n samples from the prior N(0, I): dict of sigma, x1, x2, x_hat, z (the
+        maps and parts of K components for K > 2, as `decode`).
 
         The paper's GEN column: z drawn with numpy's `default_rng(seed)`
         (the same seed, the same z on every backend), decoded in batches of

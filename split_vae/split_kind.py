@@ -47,6 +47,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .parts import components_of, images_of, map_names
+
 SPLIT_KIND_CUTOFF = 0.25      # cycles/pixel: half of the Nyquist frequency 0.5
 SPLIT_KIND_THRESHOLD = 0.5    # above: most of sigma's energy is high-frequency
 SPLIT_KIND_MIN_VARIANCE = 1e-4  # below: sigma is (nearly) constant, no split
@@ -219,8 +221,6 @@ def split_kind_of_parts(parts: dict, **kwargs) -> dict | None:
     paper's one (the second case, 1 - sigma, has the same spectrum). The
     result adds "components" (K) and "map_means" (the mean of each map).
     """
-    from .parts import components_of, images_of, map_names
-
     k = components_of(parts)
     if not k:
         return None
