@@ -364,7 +364,15 @@ def check_same_on_workers(value: int, what: str) -> None:
 
 
 def lost_worker_errors() -> tuple:
-    """The exceptions a collective raises when another worker went away."""
+    """The exceptions a collective raises when another worker went away.
+
+    Under JAX, the runtime's error of every kind: `is_lost_worker` tells
+    which of them says that a peer went away.
+    """
+    if keras.backend.backend() == "jax":
+        import jax
+
+        return (jax.errors.JaxRuntimeError,)
     if keras.backend.backend() != "tensorflow":
         return ()
     import tensorflow as tf
@@ -372,6 +380,25 @@ def lost_worker_errors() -> tuple:
     return (tf.errors.UnavailableError, tf.errors.AbortedError,
             tf.errors.DeadlineExceededError, tf.errors.CancelledError,
             tf.errors.InternalError)
+
+
+# What JAX's CPU collectives (gloo) and its coordination service say when a
+# peer process went away: "Gloo all-reduce failed: ... Connection reset by
+# peer", "Connection closed by peer", "... heartbeat timeout".
+_JAX_LOST = ("gloo", "connection", "heartbeat", "unavailable")
+
+
+def is_lost_worker(error) -> bool:
+    """Whether error (one of `lost_worker_errors`) says that a peer went away.
+
+    Every TensorFlow error of that list does; under JAX, a runtime error
+    that names the collectives' connection or the peers' heartbeat.
+    """
+    if not isinstance(error, lost_worker_errors()):
+        return False
+    if keras.backend.backend() != "jax":
+        return True
+    return any(word in str(error).lower() for word in _JAX_LOST)
 
 
 def lost_worker_message(error, checkpoint: str | None = None) -> str:

@@ -119,6 +119,68 @@ def test_the_cli_trains_on_two_jax_processes(tmp_path):
         assert os.path.getsize(f"{out}/{name}") > 0
 
 
+JAX_STEPS = 256 // 32  # steps an epoch with --limit 256
+
+
+@pytest.mark.slow
+def test_a_killed_jax_process_stops_the_other_and_a_relaunch_resumes(tmp_path):
+    """Two JAX processes train through the CLI into one directory; process 1
+    is killed (SIGKILL) in the epoch after the chief's first checkpoint. The
+    chief's next collective fails (gloo: the connection is reset): it stops
+    with status 4 and the lost-worker message naming the checkpoint, as
+    under TensorFlow, before JAX's heartbeat (30 s) would end it with
+    SIGABRT. The same two commands started again resume from it (epoch,
+    gamma, optimizer state) and finish the run."""
+    import signal
+    import time
+
+    from split_vae.checkpoint import read_checkpoint_state
+    from workers import read, wait_for_line
+
+    t, out = str(tmp_path), str(tmp_path / "run")
+    argv = ["-m", "split_vae", "train", *TINY_TRAIN_FLAGS[:2], "--limit", "256",
+            *TINY_TRAIN_FLAGS[4:], "--epochs", "2", "--verbose", "2", "--distribute",
+            "--out", out]
+    logs = [f"{t}/k0", f"{t}/k1"]
+    procs = start_workers([argv] * 2, logs, env=JAX)
+    try:
+        wait_for_line(f"{out}/history.json", '"epoch": 1', procs[0], timeout=300)
+        time.sleep(0.5)  # into the next epoch
+        assert procs[1].poll() is None, read(f"{logs[1]}.err")[-2000:]
+        os.kill(procs[1].pid, signal.SIGKILL)
+        killed = time.monotonic()
+        procs[0].wait(timeout=120)
+        stopped = time.monotonic() - killed
+    finally:
+        finish(procs, logs, timeout=10)
+    err = read(f"{logs[0]}.err")
+    assert procs[0].returncode == 4, err[-3000:]
+    assert stopped < 30, stopped  # JAX's heartbeat timeout: our exit came first
+    print(f"JAX process 0 stopped {stopped:.1f} s after process 1 was killed")
+    state = read_checkpoint_state(f"{out}/checkpoint.keras")
+    assert state["epoch"] == 1
+    assert "a worker stopped answering, so training stopped (" in err
+    assert "Connection reset by peer" in err or "Connection closed by peer" in err, err
+    assert (f"The last complete checkpoint is {out}/checkpoint.keras (epoch 1). Start the "
+            "same command again on every worker to resume from it.") in err
+    assert "Traceback" not in err and "SIGABRT" not in err
+
+    logs = [f"{t}/r0", f"{t}/r1"]
+    results = finish(start_workers([argv] * 2, logs, env=JAX), logs, timeout=400)
+    for rc, _, err in results:
+        assert rc == 0, err[-3000:]
+        assert (f"resuming from {out}/checkpoint.keras after epoch 1 "
+                f"(gamma={state['gamma']:.5g})") in err
+    import keras
+    import split_vae  # noqa: F401  (registers SplitVAE for loading)
+    final = keras.saving.load_model(f"{out}/model.keras")
+    # The optimizer's state came back with the weights: its step count goes on.
+    assert int(final.optimizer.iterations.numpy()) == 2 * JAX_STEPS
+    with open(f"{out}/history.json") as f:
+        assert [r["epoch"] for r in json.load(f)] == [1, 2]
+    assert read_checkpoint_state(f"{out}/checkpoint.keras")["epoch"] == 2
+
+
 # ---------------------------------------------------------------------------
 # Fast: the split of the data and the checks before anything starts
 # ---------------------------------------------------------------------------

@@ -29,7 +29,7 @@ import pytest
 
 from helpers import TINY_TRAIN_FLAGS, run_cli
 from workers import (assert_only_the_chief_wrote, assert_same_steps_as_one, finish, free_ports, read, start,
-                     start_workers, tf_config, two_against_one)
+                     start_workers, tf_config, two_against_one, wait_for_line)
 
 # One worker, or the one-device reference when TF_CONFIG is unset: the same
 # seed, model, data and steps. Writes RESULT.json and RESULT.npz.
@@ -223,19 +223,6 @@ def test_a_worker_that_never_comes_up_stops_the_others_after_the_startup_timeout
     assert not os.path.exists(f"{tmp_path}/out0/checkpoint.keras")
 
 
-def wait_for_line(path, text, proc, timeout=120):
-    """The time at which text appeared in the file (polled), proc still running."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if os.path.exists(path) and text in read(path):
-            return time.monotonic()
-        if proc.poll() is not None:
-            raise AssertionError(f"ended ({proc.returncode}) before {text!r}:\n{read(path)}")
-        time.sleep(0.1)
-    proc.kill()
-    raise AssertionError(f"no {text!r} within {timeout}s:\n{read(path)}")
-
-
 # ---------------------------------------------------------------------------
 # The command line: two workers, one killed, a relaunch that resumes
 # ---------------------------------------------------------------------------
@@ -292,3 +279,114 @@ def test_a_killed_worker_stops_the_other_and_a_relaunch_resumes(tmp_path):
     assert read_checkpoint_state(f"{out}/checkpoint.keras")["epoch"] == 3
     for name in ("generated.png", "reconstructed.png", "config.json"):
         assert os.path.getsize(f"{out}/{name}") > 0
+
+
+# ---------------------------------------------------------------------------
+# A frozen worker: the step bound ends the others, a relaunch resumes
+# ---------------------------------------------------------------------------
+FROZEN_RUN = ["-m", "split_vae", "train", *TINY_TRAIN_FLAGS[:2], "--limit", "512",
+              *TINY_TRAIN_FLAGS[4:], "--epochs", "2", "--verbose", "2", "--distribute"]
+FROZEN_STEPS = 512 // 32
+STEP_TIMEOUT = 10
+
+# Worker 1 of the "stuck" case: the command line, whose training thread stops
+# for good after batch 3 of the second epoch (as in a read that never
+# returns), after the step's end; its other threads, TensorFlow's heartbeat
+# among them, go on. It first creates the file argv[1].
+STUCK = r"""
+import sys, threading
+from split_vae import training
+from split_vae.cli.main import console_main
+
+flag, sys.argv = sys.argv[1], ["split_vae"] + sys.argv[2:]
+epochs, batch_end = [], training.GammaBalance.on_train_batch_end
+
+def on_train_batch_end(self, batch, logs=None):
+    batch_end(self, batch, logs)
+    if len(epochs) == 2 and batch == 3:
+        open(flag, "w").close()
+        threading.Event().wait()
+
+training.GammaBalance.on_epoch_begin = lambda self, epoch, logs=None: epochs.append(epoch)
+training.GammaBalance.on_train_batch_end = on_train_batch_end
+sys.exit(console_main())
+"""
+
+
+def wait_for_file(path, proc, timeout):
+    deadline = time.monotonic() + timeout
+    while not os.path.exists(path):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise AssertionError(f"no {path} (worker ended: {proc.returncode})")
+        time.sleep(0.05)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("freeze", ["stuck", "sigstop"])
+def test_a_frozen_worker_stops_the_other_after_the_step_timeout(tmp_path, freeze):
+    """Two workers with `--step-timeout 10`; worker 1 freezes in the epoch
+    after the chief's first checkpoint, its connections open:
+    - "stuck": its training thread stops after a step, its other threads go
+      on. TensorFlow's heartbeat sees nothing wrong: without the bound the
+      chief waits in the next step's collective for ever;
+    - "sigstop": the whole process is stopped. TensorFlow's heartbeat
+      (30 s) would end the chief's wait too; the bound, 10 s, comes first.
+    The chief's watchdog ends it with status 4 about 10 s later, naming the
+    checkpoint; the frozen worker, which cannot, is then killed. In the
+    "stuck" case the same commands without the option (the default bound,
+    derived from the steps: it must not fire on the healthy run) resume
+    and finish the run."""
+    from split_vae.checkpoint import read_checkpoint_state
+
+    t, out = str(tmp_path), str(tmp_path / "run")
+    logs = [f"{t}/f0", f"{t}/f1"]
+    argv = FROZEN_RUN + ["--step-timeout", STEP_TIMEOUT, "--out", out]
+    flag = f"{t}/stuck"
+    first = argv if freeze == "sigstop" else ["-c", STUCK, flag] + argv[2:]
+    procs = start_workers([argv, first], logs)
+    try:
+        if freeze == "stuck":
+            wait_for_file(flag, procs[1], timeout=300)
+        else:
+            wait_for_line(f"{out}/history.json", '"epoch": 1', procs[0], timeout=300)
+            time.sleep(0.5)  # into the next epoch
+            assert procs[1].poll() is None, read(f"{logs[1]}.err")[-2000:]
+            os.kill(procs[1].pid, signal.SIGSTOP)
+        frozen_at = time.monotonic()
+        procs[0].wait(timeout=STEP_TIMEOUT + 120)
+        stopped = time.monotonic() - frozen_at
+        assert procs[1].poll() is None  # frozen: it does not stop by itself
+    finally:
+        for p in procs:  # the frozen worker (SIGKILL ends a stopped process too)
+            if p.poll() is None:
+                p.kill()
+        finish(procs, logs, timeout=10)
+    err = read(f"{logs[0]}.err")
+    assert procs[0].returncode == 4, err[-3000:]
+    # The chief's step in progress started at most a step before the freeze.
+    assert STEP_TIMEOUT - 2 < stopped < STEP_TIMEOUT + 30, stopped
+    print(f"{freeze}: worker 0 stopped {stopped:.1f} s after worker 1 froze "
+          f"(--step-timeout {STEP_TIMEOUT})")
+    state = read_checkpoint_state(f"{out}/checkpoint.keras")
+    assert state["epoch"] == 1
+    assert ("a worker stopped answering, so training stopped (no training step finished "
+            f"within {STEP_TIMEOUT}s: a worker is frozen or unreachable (--step-timeout)). "
+            f"The last complete checkpoint is {out}/checkpoint.keras (epoch 1). Start the "
+            "same command again on every worker to resume from it.") in err
+    assert "Traceback" not in err
+    if freeze == "sigstop":
+        return
+
+    logs = [f"{t}/g0", f"{t}/g1"]
+    results = finish(start_workers([FROZEN_RUN + ["--out", out]] * 2, logs), logs,
+                     timeout=400)
+    for rc, _, err in results:
+        assert rc == 0, err[-3000:]
+        assert "step timeout: 50 x the slowest of the 5 steps after the first" in err
+        assert (f"resuming from {out}/checkpoint.keras after epoch 1 "
+                f"(gamma={state['gamma']:.5g})") in err
+    import keras
+    final = keras.saving.load_model(f"{out}/model.keras")
+    assert int(final.optimizer.iterations.numpy()) == 2 * FROZEN_STEPS  # it went on
+    with open(f"{out}/history.json") as f:
+        assert [r["epoch"] for r in json.load(f)] == [1, 2]

@@ -85,6 +85,19 @@ def read(path):
         return f.read()
 
 
+def wait_for_line(path, text, proc, timeout=120):
+    """The time at which text appeared in the file (polled), proc still running."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if os.path.exists(path) and text in read(path):
+            return time.monotonic()
+        if proc.poll() is not None:
+            raise AssertionError(f"ended ({proc.returncode}) before {text!r}:\n{read(path)}")
+        time.sleep(0.1)
+    proc.kill()
+    raise AssertionError(f"no {text!r} within {timeout}s:\n{read(path)}")
+
+
 def assert_same_updates(d1, d2, names, rel=2e-3, floor=1e-6):
     """Every weight moved by the same amount in two runs of the same steps.
 

@@ -7,9 +7,11 @@ import dataclasses
 import json
 import logging
 import os
+import shutil
 import sys
 
 from ..config import PRECISIONS, PRESETS, SplitVAEConfig, get_preset
+from ..watchdog import FACTOR, FLOOR, SAMPLE
 from .inputs import check_existing
 
 # The default start-up bound, without importing the library (see run).
@@ -70,6 +72,13 @@ def add_arguments(p) -> None:
     p.add_argument("--startup-timeout", type=float, default=STARTUP_TIMEOUT, metavar="SECONDS",
                    help="several machines (TF_CONFIG): how long to wait for every worker to "
                         "come up before stopping")
+    p.add_argument("--step-timeout", type=step_timeout, default=None, metavar="SECONDS",
+                   help="several machines (TF_CONFIG): the longest a training step may take "
+                        "before every live worker stops (exit status 4, naming the last "
+                        "complete checkpoint), as when a worker is lost; a frozen worker "
+                        f"would otherwise hang the job. Default: {FACTOR:g} x the slowest of "
+                        f"the {SAMPLE} steps after the first, at least {FLOOR:g} s; the first "
+                        "step (compilation) and epoch ends are not bounded; 0: no bound")
     p.add_argument("--samples", type=int, default=10, help="columns of the figures")
     p.add_argument("--validation", default="none", metavar="test|FRACTION|none",
                    help="held-out images whose loss and MSE are logged each epoch "
@@ -111,6 +120,21 @@ def component_changes(args) -> dict:
     if args.map_entropy is not None:
         changes["map_entropy"] = args.map_entropy
     return changes
+
+
+def step_timeout(text: str) -> float:
+    """--step-timeout: seconds >= 0 (0: no bound); argparse names the option otherwise."""
+    import argparse
+    import math
+
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = float("nan")
+    if not (math.isfinite(seconds) and seconds >= 0):
+        raise argparse.ArgumentTypeError(
+            f"expected a number of seconds >= 0 (0: no bound), received {text!r}")
+    return seconds
 
 
 def build_config(args) -> SplitVAEConfig:
@@ -175,17 +199,58 @@ def run(args) -> int:
     # checkpoint); only the chief writes there (distribute.output_dir).
     write = distribute.output_dir(out) if args.distribute else out
     os.makedirs(write, exist_ok=True)
+    several = bool(devices) and _workers(distribute) > 1
     try:
-        return _train(args, config, scope, out, write)
+        return _train(args, config, scope, out, write,
+                      _step_timeout(args, distribute, out, write) if several else None)
     except distribute.lost_worker_errors() as e:
-        if not devices or "MultiWorker" not in devices:
+        if not several or not distribute.is_lost_worker(e):
             raise
-        logger.error("%s", distribute.lost_worker_message(
-            e, _last_checkpoint(os.path.join(out, "checkpoint.keras"))))
+        message = distribute.lost_worker_message(
+            e, _last_checkpoint(os.path.join(out, "checkpoint.keras")))
+        import keras
+
+        if keras.backend.backend() == "jax":
+            # A normal exit would leave JAX's runtime waiting, at its shutdown
+            # barrier, for the lost process, then end this one with SIGABRT.
+            from ..watchdog import end_process
+
+            end_process(message, distribute.EXIT_CLUSTER, _scratch_cleanup(out, write))
+        logger.error("%s", message)
         return distribute.EXIT_CLUSTER
 
 
-def _train(args, config, scope, out, write) -> int:
+def _workers(distribute) -> int:
+    cluster = distribute.read_tf_config()
+    return 1 if cluster is None else cluster.num_workers
+
+
+def _scratch_cleanup(out, write) -> list:
+    # The scratch directory of a worker other than the chief, which os._exit
+    # would leave behind (the atexit handler that removes it does not run).
+    return [] if write == out else [lambda: shutil.rmtree(write, ignore_errors=True)]
+
+
+def _step_timeout(args, distribute, out, write):
+    """The StepTimeout callback of a run on several workers (None elsewhere, or with 0)."""
+    from .. import watchdog
+
+    if args.step_timeout == 0:
+        return None
+    bound = watchdog.StepBound(args.step_timeout)
+    ckpt = os.path.join(out, "checkpoint.keras")
+
+    def on_expire(seconds):
+        watchdog.end_process(watchdog.timeout_message(seconds, _last_checkpoint(ckpt)),
+                             distribute.EXIT_CLUSTER, _scratch_cleanup(out, write))
+
+    logger.info("step timeout: %s", f"{args.step_timeout:g}s" if args.step_timeout else
+                f"{FACTOR:g} x the slowest of the {SAMPLE} steps after the first, "
+                f"at least {FLOOR:g}s")
+    return watchdog.step_timeout_callback(bound, on_expire)
+
+
+def _train(args, config, scope, out, write, step_timeout=None) -> int:
     import keras
 
     from .. import data
@@ -221,6 +286,8 @@ def _train(args, config, scope, out, write) -> int:
     if not args.no_balance:
         callbacks.insert(0, GammaBalance())
     callbacks += monitors(args, write, test, dataset)
+    if step_timeout is not None:
+        callbacks.insert(0, step_timeout)
     if initial_epoch < config.epochs:
         with scope():
             model.fit(train, epochs=config.epochs, initial_epoch=initial_epoch,
