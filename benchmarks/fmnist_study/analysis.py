@@ -28,10 +28,10 @@ COMPARED = ("calibration", "models")  # "analysis" follows from "models"
 NOT_COMPARED = ("train_seconds",)  # copied from the presets' metadata
 
 
-def largest_deviation(new: dict, committed: dict) -> float:
+def largest_deviation(new: dict, committed: dict, parts=COMPARED) -> float:
     """max |new - committed| / max(|committed|, 1e-12) over the compared numbers."""
     worst = 0.0
-    for part in COMPARED:
+    for part in parts:
         a, b = dict(_flatten(new[part])), dict(_flatten(committed[part]))
         for k, old in b.items():
             if isinstance(old, (int, float)) and not isinstance(old, bool) and k in a \
@@ -40,10 +40,11 @@ def largest_deviation(new: dict, committed: dict) -> float:
     return worst
 
 
-def compare(new: dict, committed: dict, rtol=RTOL, atol=ATOL) -> list[str]:
-    """The numbers of `new` that differ from `committed` beyond the tolerance."""
+def compare(new: dict, committed: dict, rtol=RTOL, atol=ATOL, parts=COMPARED) -> list[str]:
+    """The numbers of `new` that differ from `committed` beyond the tolerance
+    (in the entries `parts` of both)."""
     bad = []
-    for part in COMPARED:
+    for part in parts:
         a, b = dict(_flatten(new[part])), dict(_flatten(committed[part]))
         if set(a) != set(b):
             bad.append(f"{part}: entries differ: {sorted(set(a) ^ set(b))[:5]}")
