@@ -20,7 +20,8 @@ def _pooled_models_back():
 # `-n 2 --dist loadfile` a long file that starts last keeps one process busy
 # while the other has nothing left to do.
 LONGEST_FIRST = ("test_cli.py", "test_multiworker.py", "test_training.py",
-                 "test_mixed_precision.py", "test_variants.py", "test_reproduce.py",
+                 "test_mixed_precision.py", "test_variants.py", "test_components.py",
+                 "test_reproduce.py",
                  "test_fashion_mnist_study.py", "test_gpu_check.py", "test_import.py",
                  "test_multiprocess_jax.py", "test_monitor.py", "test_presets.py")
 

@@ -142,6 +142,14 @@ def test_a_seed_initialises_every_shared_layer_as_the_paper_model(changes):
     assert any(not np.array_equal(paper[p], other[p]) for p in kernels)
 
 
+def test_a_specialised_k2_model_round_trips_untrained(tmp_path):
+    from helpers import assert_keras_round_trip
+
+    model = tiny_model(specialized=True, map_entropy=0.05)
+    loaded = assert_keras_round_trip(model, tmp_path / "k2s.keras")
+    assert sorted(loaded.decode(np.zeros((1, 4), "float32"))) == ["sigma", "x1", "x2", "x_hat"]
+
+
 # --- the prior on the maps ----------------------------------------------------
 @pytest.mark.parametrize("weight", [0.0, 0.3, -0.2])
 def test_the_map_prior_adds_its_weight_times_the_maps_entropy(weight):
