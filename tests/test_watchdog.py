@@ -250,3 +250,10 @@ def test_a_jax_error_counts_as_a_lost_worker_only_when_it_says_so(monkeypatch):
     assert not distribute.is_lost_worker(jax.errors.JaxRuntimeError(
         "RESOURCE_EXHAUSTED: Out of memory while trying to allocate 1.00GiB"))
     assert not distribute.is_lost_worker(tf.errors.UnavailableError(None, None, "gone"))
+    # The same failure as a ValueError carrying the runtime's text (seen in CI),
+    # and ValueErrors of our own, which must still be raised.
+    assert distribute.is_lost_worker(ValueError(
+        "UNKNOWN: Gloo AllGather failed: [external/gloo/gloo/transport/tcp/pair.cc:538] "
+        "Read error [127.0.0.1]:41906: Connection reset by peer"))
+    assert not distribute.is_lost_worker(ValueError("Connection reset by peer"))
+    assert not distribute.is_lost_worker(ValueError("images contain NaN"))
