@@ -410,7 +410,10 @@ MUTANTS = [
       "if not math.isfinite(seconds):",
       ("tests/test_watchdog.py::test_a_wrong_step_timeout_is_an_argparse_error_naming_the_option", "tests/test_watchdog.py")),
     M("jax-any-error-is-a-lost-worker", "watchdog",
-      r"return any\(word in str\(error\)\.lower\(\) for word in _JAX_LOST\)", "return True",
+      r"return any\(word in text for word in _JAX_LOST\)", "return True",
+      ("tests/test_watchdog.py::test_a_jax_error_counts_as_a_lost_worker_only_when_it_says_so", "tests/test_watchdog.py")),
+    M("jax-any-valueerror-is-a-lost-worker", "watchdog",
+      r'return "gloo" in text or "heartbeat" in text', "return True",
       ("tests/test_watchdog.py::test_a_jax_error_counts_as_a_lost_worker_only_when_it_says_so", "tests/test_watchdog.py")),
     # --- reproduce: the paper's tables with one command ----------------------------
     M("reproduce-batches-shuffled", "reproduce",
@@ -658,6 +661,27 @@ def baseline(timeout):
     print("baseline: the unmutated fast suite passes")
 
 
+def precheck(chosen, timeout):
+    """The tests the chosen mutants name must pass unmutated, or a broken setup
+    (a package not installed, a renamed test) would count every mutant killed."""
+    nodes = list(dict.fromkeys(t for m in chosen if not m.equivalent for t in m.tests
+                               if "::" in t))
+    if not nodes:
+        return
+    work = tempfile.mkdtemp(prefix="mutant-precheck-")
+    try:
+        repo = os.path.join(work, "repo")
+        copy_repo(repo)
+        status, failing, tail = run_pytest(repo, nodes, timeout)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    if status != "passed":
+        print(tail)
+        raise SystemExit(f"precheck: a test the mutants name fails unmutated ({failing}); "
+                         "fix it (or the setup) before reading any mutation result")
+    print(f"precheck: the {len(nodes)} tests the mutants name pass unmutated", flush=True)
+
+
 def select(names=None, quick=False):
     chosen = [m for m in MUTANTS if not quick or m.quick]
     if names:
@@ -714,6 +738,8 @@ def main(argv=None) -> int:
         return 0
     if args.baseline:
         baseline(args.timeout)
+    else:
+        precheck(chosen, args.timeout)
 
     rows = []
     for m in chosen:
