@@ -113,7 +113,7 @@ def step_logs(logs: dict) -> dict:
 # stop at their next collective, within a second or two on one machine.
 STARTUP_TIMEOUT = 300.0
 HEARTBEAT_TIMEOUT = 30.0
-WATCHDOG_GRACE = 30.0
+WATCHDOG_GRACE = 30.0  # SPLIT_VAE_WATCHDOG_GRACE overrides it (seconds, >= 0)
 EXIT_CLUSTER = 4  # the exit status of a worker stopped by a missing or lost worker
 TASK_TYPES = ("chief", "worker")  # what MultiWorkerMirroredStrategy trains with
 
@@ -279,6 +279,22 @@ class ClusterError(RuntimeError):
     """The workers of TF_CONFIG did not all come up, or one went away."""
 
 
+def watchdog_grace() -> float:
+    """WATCHDOG_GRACE, or the seconds in SPLIT_VAE_WATCHDOG_GRACE (a cluster whose
+    workers report start-up errors slowly may want more, a test less)."""
+    raw = os.environ.get("SPLIT_VAE_WATCHDOG_GRACE", "").strip()
+    if not raw:
+        return WATCHDOG_GRACE
+    try:
+        grace = float(raw)
+    except ValueError:
+        grace = float("nan")
+    if not 0 <= grace < float("inf"):
+        raise ClusterError(f"SPLIT_VAE_WATCHDOG_GRACE={raw!r}: expected seconds, a finite "
+                           "number >= 0")
+    return grace
+
+
 def multi_worker_strategy(cluster: Cluster, startup_timeout: float = STARTUP_TIMEOUT):
     """`MultiWorkerMirroredStrategy` for cluster, waiting at most startup_timeout s.
 
@@ -287,7 +303,7 @@ def multi_worker_strategy(cluster: Cluster, startup_timeout: float = STARTUP_TIM
     The coordination service's leader (the first task) TensorFlow keeps
     waiting in native code, holding the interpreter, where neither an
     exception nor SIGTERM reaches it: a watchdog process prints the message
-    and ends it with SIGKILL (exit status 137), WATCHDOG_GRACE seconds later
+    and ends it with SIGKILL (exit status 137), `watchdog_grace()` seconds later
     (so that TensorFlow's own error comes first where there is one).
     """
     import tensorflow as tf
@@ -298,7 +314,7 @@ def multi_worker_strategy(cluster: Cluster, startup_timeout: float = STARTUP_TIM
                 startup_timeout, cluster.num_workers)
     message = (f"the {cluster.num_workers} workers of TF_CONFIG did not all come up within "
                f"{startup_timeout:g}s; start the same command on every worker")
-    with _watchdog(startup_timeout + WATCHDOG_GRACE, message):
+    with _watchdog(startup_timeout + watchdog_grace(), message):
         try:
             return tf.distribute.MultiWorkerMirroredStrategy()
         except tf.errors.OpError as e:

@@ -193,32 +193,51 @@ def test_the_cli_refuses_a_wrong_tf_config_before_training(tmp_path):
 # ---------------------------------------------------------------------------
 # Start-up: a worker that never comes up
 # ---------------------------------------------------------------------------
+@pytest.mark.parametrize("raw, grace", [("", 30.0), ("  ", 30.0), ("8", 8.0), ("0", 0.0),
+                                         ("2.5", 2.5)])
+def test_the_watchdog_grace_is_30_s_unless_the_environment_says(raw, grace, monkeypatch):
+    from split_vae import distribute
+
+    monkeypatch.setenv("SPLIT_VAE_WATCHDOG_GRACE", raw)
+    assert distribute.watchdog_grace() == grace
+
+
+@pytest.mark.parametrize("raw", ["-0.001", "nan", "inf", "ten", "8s"])
+def test_a_watchdog_grace_that_is_not_seconds_is_refused(raw, monkeypatch):
+    from split_vae import distribute
+
+    monkeypatch.setenv("SPLIT_VAE_WATCHDOG_GRACE", raw)
+    with pytest.raises(distribute.ClusterError, match=f"SPLIT_VAE_WATCHDOG_GRACE='{raw}'"):
+        distribute.watchdog_grace()
+
+
 def test_a_worker_that_never_comes_up_stops_the_others_after_the_startup_timeout(tmp_path):
     """Each of two clusters has one worker running, the other never starts.
 
     Worker 1 gets TensorFlow's deadline error after the timeout and exits
     with status 4. Worker 0 leads TensorFlow's coordination service, which
     waits in native code: the watchdog ends it (SIGKILL) WATCHDOG_GRACE
-    seconds later. Both say why.
+    seconds later (SPLIT_VAE_WATCHDOG_GRACE). Both say why.
     """
-    from split_vae.distribute import WATCHDOG_GRACE
-
-    timeout = 4
+    # The default grace is 30 s; 8 s here keeps the fast tier short and is
+    # still longer than worker 1 takes to get TensorFlow's deadline error.
+    grace, timeout = 8, 4
     procs, logs, started = [], [], time.monotonic()
     for index in (0, 1):
         logs.append(f"{tmp_path}/w{index}")
         procs.append(start(["-m", "split_vae", "train", *TINY_TRAIN_FLAGS, "--epochs", "1",
                             "--distribute", "--startup-timeout", timeout,
                             "--out", f"{tmp_path}/out{index}"],
-                           env={"TF_CONFIG": tf_config(free_ports(2), index)}, log=logs[-1]))
-    procs[0].wait(timeout=timeout + WATCHDOG_GRACE + 120)
+                           env={"TF_CONFIG": tf_config(free_ports(2), index),
+                                "SPLIT_VAE_WATCHDOG_GRACE": str(grace)}, log=logs[-1]))
+    procs[0].wait(timeout=timeout + grace + 120)
     elapsed = time.monotonic() - started
     results = finish(procs, logs, timeout=60)
     assert results[0][0] == -signal.SIGKILL and results[1][0] == 4, results
     for _, _, err in results:
         assert "the 2 workers of TF_CONFIG did not all come up within 4s" in err, err[-2000:]
     # The watchdog waits the timeout and its grace (plus start-up, seconds).
-    assert timeout + WATCHDOG_GRACE <= elapsed < timeout + WATCHDOG_GRACE + 120
+    assert timeout + grace <= elapsed < timeout + grace + 120
     print(f"worker 0 ended {elapsed:.1f} s after it was started")
     assert not os.path.exists(f"{tmp_path}/out0/checkpoint.keras")
 
