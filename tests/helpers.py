@@ -51,6 +51,36 @@ def _unnumbered(path: str) -> str:
     return re.sub(r"_\d+(?=/|$)", "", path)
 
 
+def _traces(fn, seen=None) -> int:
+    """How many times the tf.functions behind a trainer's function (reached
+    through its closures) were traced; 0 under JAX and PyTorch."""
+    seen = set() if seen is None else seen
+    if fn is None or id(fn) in seen:
+        return 0
+    seen.add(id(fn))
+    count = getattr(fn, "experimental_get_tracing_count", None)
+    total = count() if callable(count) else 0
+    for inner in [getattr(fn, "python_function", None)] + [
+            c.cell_contents for c in (getattr(fn, "__closure__", None) or ())
+            if _has_contents(c)]:
+        if callable(inner):
+            total += _traces(inner, seen)
+    return total
+
+
+def _has_contents(cell) -> bool:
+    try:
+        cell.cell_contents
+    except ValueError:  # a cell not yet assigned
+        return False
+    return True
+
+
+def _trace_count(model) -> int:
+    return sum(_traces(getattr(model, name, None))
+               for name in ("train_function", "test_function", "predict_function"))
+
+
 class ModelPool:
     """Compiled tiny models whose training step Keras traces once per session.
 
@@ -66,6 +96,12 @@ class ModelPool:
     every model handed out (a fixture calls it after each test), so a fixture
     that outlives a test builds its model with tiny_model instead; one whose
     optimizer a test replaced (compile again) is dropped, not reused.
+
+    Under TensorFlow a step traced for a second input signature (another
+    batch size, a tf.data dataset after arrays) is traced again with relaxed
+    shapes, whose float sums may round otherwise than a new model's: a model
+    whose trace count grew after its first test is dropped at release, and a
+    test that fits on a tf.data dataset takes tiny_model, not the pool.
     """
 
     def __init__(self):
@@ -79,8 +115,8 @@ class ModelPool:
         if not free:
             new.compile()
             new.optimizer.build(new.trainable_variables)   # what fit would do first
-            entry = (config, new, new.optimizer,
-                     [ops.convert_to_numpy(v) for v in new.optimizer.variables])
+            entry = [config, new, new.optimizer,
+                     [ops.convert_to_numpy(v) for v in new.optimizer.variables], None]
         else:
             entry = free.pop()
             model = entry[1]
@@ -98,8 +134,12 @@ class ModelPool:
 
     def release(self) -> None:
         for entry in self._out:
-            config, model, optimizer, _ = entry
-            if model.optimizer is optimizer and model.config == config:
+            config, model, optimizer, _, traced = entry
+            count = _trace_count(model)
+            if traced is None and count:
+                entry[4] = traced = count  # the traces of its first signature
+            if model.optimizer is optimizer and model.config == config and \
+                    (traced is None or count == traced):
                 self._free.setdefault(config, []).append(entry)
         self._out = []
 

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from helpers import pooled_model, tiny_config, tiny_images
+from helpers import pooled_model, tiny_config, tiny_images, tiny_model
 from split_vae import AtomicCheckpoint, GammaBalance, SplitVAE, StopOnNonFinite
 from split_vae.fileio import atomic_write
 from split_vae.checkpoint import (DamagedCheckpointError, check_resumable, config_differences,
@@ -70,7 +70,7 @@ def test_a_short_fit_lowers_the_loss():
 def test_fit_accepts_a_tf_data_dataset_and_uint8(caplog):
     import tensorflow as tf
 
-    m = fresh()
+    m = tiny_model()  # a tf.data dataset: not the pool's arrays (helpers.ModelPool)
     x8 = (tiny_images(64) * 255).astype("uint8")
     caplog.set_level("INFO", logger="split_vae")
     m.fit(tf.data.Dataset.from_tensor_slices(x8).batch(32), epochs=1, verbose=0)
@@ -108,7 +108,7 @@ def test_non_finite_images_are_named(bad):
 def test_bad_dataset_is_named():
     import tensorflow as tf
 
-    m = fresh()
+    m = tiny_model()  # a tf.data dataset: not the pool's arrays (helpers.ModelPool)
     with pytest.raises(ValueError, match="expects"):
         m.fit(tf.data.Dataset.from_tensor_slices(np.zeros((8, 32, 32, 1), "float32")).batch(4))
     with pytest.raises(ValueError, match="batch"):
@@ -416,7 +416,7 @@ def test_dataset_of_image_label_tuples_trains_on_the_images():
 
     x = tiny_images(64)
     labels = np.arange(64, dtype="float32")
-    a, b = fresh(seed=2), fresh(seed=2)
+    a, b = tiny_model(seed=2), tiny_model(seed=2)  # not pooled: see helpers.ModelPool
     a.fit(tf.data.Dataset.from_tensor_slices(x).batch(32), epochs=1, verbose=0)
     b.fit(tf.data.Dataset.from_tensor_slices((x, labels)).batch(32), epochs=1, verbose=0)
     for w1, w2 in zip(a.get_weights(), b.get_weights()):
