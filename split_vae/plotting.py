@@ -20,7 +20,6 @@ from .fileio import atomic_write
 from .parts import components_of, maps_of, row_label, row_names
 from .split_kind import SPLIT_KIND_THRESHOLD
 
-PART_ROWS = ("sigma", "x1", "x2", "x_hat")  # the paper's model's
 # The colour of each component in `maps_rgb` (matplotlib's tab10, then cycled).
 MAP_COLOURS = ((0.84, 0.15, 0.16), (0.17, 0.63, 0.17), (0.12, 0.47, 0.71),
                (1.0, 0.5, 0.05), (0.58, 0.4, 0.74), (0.55, 0.34, 0.29),
