@@ -645,15 +645,20 @@ def check_mutant(mutant, timeout, keep=False):
             "equivalent": mutant.equivalent, "tail": tail if result == "survived" else ""}
 
 
-def baseline(timeout):
-    """The unmutated copy must pass the fast suite, or every mutant looks killed."""
-    work = tempfile.mkdtemp(prefix="mutant-baseline-")
+def run_unmutated(label, targets, timeout):
+    """run_pytest on targets(repo) of a fresh unmutated copy, then remove it."""
+    work = tempfile.mkdtemp(prefix=f"mutant-{label}-")
     try:
         repo = os.path.join(work, "repo")
         copy_repo(repo)
-        status, failing, tail = run_pytest(repo, fast_test_files(repo), timeout)
+        return run_pytest(repo, targets(repo), timeout)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def baseline(timeout):
+    """The unmutated copy must pass the fast suite, or every mutant looks killed."""
+    status, failing, tail = run_unmutated("baseline", fast_test_files, timeout)
     if status != "passed":
         print(tail)
         raise SystemExit(f"baseline: the unmutated fast suite does not pass ({failing}); "
@@ -668,13 +673,7 @@ def precheck(chosen, timeout):
                                if "::" in t))
     if not nodes:
         return
-    work = tempfile.mkdtemp(prefix="mutant-precheck-")
-    try:
-        repo = os.path.join(work, "repo")
-        copy_repo(repo)
-        status, failing, tail = run_pytest(repo, nodes, timeout)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    status, failing, tail = run_unmutated("precheck", lambda repo: nodes, timeout)
     if status != "passed":
         print(tail)
         raise SystemExit(f"precheck: a test the mutants name fails unmutated ({failing}); "
